@@ -1,0 +1,7 @@
+"""colorcli: automatic colorization of black-and-white photographs."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

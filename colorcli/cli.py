@@ -1,0 +1,57 @@
+"""The Typer application: assembles the commands defined in ``colorcli.commands``.
+
+Heavy imports (torch, the core) happen inside the commands so that ``colorcli --help`` is fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from colorcli import __version__
+from colorcli.commands import build_bins, colorize, evaluate, rebalance, train
+
+app = typer.Typer(
+    name="colorcli",
+    help="Colorize black-and-white photographs automatically, and train and evaluate colorizers.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"colorcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")
+    ] = False,
+) -> None:
+    """Colorize black-and-white photographs automatically, and train and evaluate colorizers."""
+    ctx.obj = {"debug": debug}
+
+
+app.command("build-bins")(build_bins.command)
+app.command("rebalance")(rebalance.command)
+app.command("train")(train.command)
+app.command("eval")(evaluate.command)
+app.command("colorize")(colorize.command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Colour science: pure tensor/array functions (Lab conversion, ab bins, encoding, prior)."""

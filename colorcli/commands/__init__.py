@@ -1,0 +1,1 @@
+"""One module per CLI command: options -> config -> one core call -> rich output."""
