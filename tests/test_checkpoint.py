@@ -1,0 +1,391 @@
+"""Model files: round trips, safe loading, errors, Hugging Face cache, the released eccv16."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorcli.checkpoint import (
+    DEFAULT_WEIGHTS_NAME,
+    LoadedModel,
+    default_model_path,
+    load_model,
+    parse_hf_spec,
+    repo_root,
+    save_model,
+)
+from colorcli.color.bins import reference_bins
+from colorcli.color.encode import decode
+from colorcli.color.lab import AB_SCALE
+from colorcli.errors import BadWeights, UsageError
+from colorcli.models import create_model
+
+Q = 12
+BINS = np.stack(np.meshgrid(np.arange(3) * 10.0 - 10, np.arange(4) * 10.0 - 10), -1).reshape(-1, 2)
+
+
+def _tiny_eccv16(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    model = create_model("eccv16", q=Q, width=0.125)
+    # non-trivial BatchNorm statistics, so that a round trip that lost them would show
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def _save_eccv16(path: Path, half: bool = False, **extra: Any) -> nn.Module:
+    model = _tiny_eccv16()
+    save_model(
+        path,
+        model,
+        arch="eccv16",
+        arch_kwargs={"q": Q, "width": 0.125},
+        bins=BINS,
+        decode={"method": "annealed", "temperature": 0.5},
+        input_size=64,
+        train_config={"lr": 3e-5, "data": Path("/photos"), "milestones": (10, 20)},
+        metrics={"auc": 91.5},
+        step=123,
+        half=half,
+        **extra,
+    )
+    return model
+
+
+def _one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_round_trip_classification(tmp_path: Path) -> None:
+    path = tmp_path / "m.pt"
+    model = _save_eccv16(path)
+    loaded = load_model(path, device="cpu")
+    assert isinstance(loaded, LoadedModel)
+    assert (loaded.arch, loaded.kind, loaded.input_size) == ("eccv16", "classification", 64)
+    assert (loaded.decode_method, loaded.temperature) == ("annealed", 0.5)
+    assert loaded.meta["step"] == 123 and loaded.meta["metrics"] == {"auc": 91.5}
+    assert loaded.meta["train_config"]["data"] == "/photos"
+    assert not loaded.model.training
+    assert loaded.bins is not None and loaded.bins.dtype == torch.float32
+    np.testing.assert_array_equal(loaded.bins.numpy(), BINS)
+    lum = torch.rand(2, 1, 32, 40) * 100
+    with torch.no_grad():
+        ref = model(lum)
+    torch.testing.assert_close(loaded.model(lum), ref, rtol=0, atol=0)
+    torch.testing.assert_close(loaded.logits(lum), ref, rtol=0, atol=0)
+    # predict_ab = decode with the file's settings, then x4 bilinear upsampling
+    expected = F.interpolate(
+        decode(ref, BINS, "annealed", 0.5).float(), scale_factor=4, mode="bilinear"
+    )
+    torch.testing.assert_close(loaded.predict_ab(lum), expected)
+    mode = F.interpolate(decode(ref, BINS, "mode").float(), scale_factor=4, mode="bilinear")
+    torch.testing.assert_close(loaded.predict_ab(lum, method="mode"), mode)
+    # the file loads with the plain safe loader and holds only plain data
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == "colorcli-model" and raw["version"] == 1
+    assert raw["arch_kwargs"]["l_center"] == 50.0 and raw["arch_kwargs"]["l_range"] == 100.0
+    assert not list(tmp_path.glob(".*tmp"))  # atomic write left no temp file
+
+
+def test_half_storage(tmp_path: Path) -> None:
+    full, half = tmp_path / "full.pt", tmp_path / "half.pt"
+    model = _save_eccv16(full)
+    _save_eccv16(half, half=True)
+    assert half.stat().st_size < 0.7 * full.stat().st_size
+    raw = torch.load(half, weights_only=True)
+    assert raw["state_dict"]["head.weight"].dtype == torch.float16
+    loaded = load_model(half, device="cpu")
+    assert loaded.model.head.weight.dtype == torch.float32
+    lum = torch.rand(1, 1, 32, 32) * 100
+    with torch.no_grad():
+        ref = model(lum)
+    torch.testing.assert_close(loaded.model(lum), ref, rtol=0.05, atol=0.05)
+
+
+def test_round_trip_regression_and_odd_sizes(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    unet = create_model("unet", depth=4, width=8).eval()
+    save_model(
+        tmp_path / "u.pt", unet, arch="unet", arch_kwargs={"depth": 4, "width": 8}, bins=None
+    )
+    loaded = load_model(tmp_path / "u.pt", device="cpu")
+    assert loaded.kind == "regression" and loaded.bins is None and loaded.size_multiple == 16
+    lum = torch.rand(2, 1, 32, 48) * 100
+    with torch.no_grad():
+        expected = unet(lum) * AB_SCALE
+    torch.testing.assert_close(loaded.predict_ab(lum), expected)
+    odd = torch.rand(1, 1, 37, 53) * 100
+    ab = loaded.predict_ab(odd)
+    assert ab.shape == (1, 2, 37, 53) and ab.abs().max() <= AB_SCALE
+    # padding is on the bottom/right with edge replication: the top-left result is the network's
+    padded = F.pad(odd, (0, 11, 0, 11), mode="replicate")
+    with torch.no_grad():
+        torch.testing.assert_close(ab, unet(padded)[..., :37, :53] * AB_SCALE)
+    with pytest.raises(UsageError):
+        loaded.logits(lum)
+
+
+def test_classification_odd_sizes(tmp_path: Path) -> None:
+    _save_eccv16(tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt", device="cpu")
+    lum = torch.rand(2, 1, 37, 50) * 100
+    assert loaded.predict_ab(lum).shape == (2, 2, 37, 50)
+    assert loaded.logits(lum).shape == (2, Q, 10, 13)
+
+
+def test_regression_head_on_eccv16_upsamples(tmp_path: Path) -> None:
+    model = create_model("eccv16-regression", width=0.125).eval()
+    save_model(
+        tmp_path / "r.pt", model, arch="eccv16-regression", arch_kwargs={"width": 0.125}, bins=None
+    )
+    ab = load_model(tmp_path / "r.pt", device="cpu").predict_ab(torch.rand(1, 1, 30, 41) * 100)
+    assert ab.shape == (1, 2, 30, 41)
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.marker), "w"))
+
+
+def test_malicious_pickle_is_refused_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    zipped = tmp_path / "evil.pt"
+    torch.save({"format": "colorcli-model", "x": _Exploit(marker)}, zipped)
+    raw = tmp_path / "evil.pkl"
+    raw.write_bytes(pickle.dumps(_Exploit(marker), protocol=2))
+    for path in (zipped, raw):
+        with pytest.raises(BadWeights) as info:
+            load_model(path, device="cpu")
+        assert str(path) in _one_line(info)
+    assert not marker.exists()
+
+
+def test_error_messages(tmp_path: Path) -> None:
+    with pytest.raises(BadWeights, match="no such file") as info:
+        load_model(tmp_path / "nope.pt")
+    _one_line(info)
+    text = tmp_path / "notes.pt"
+    text.write_text("hello, I am not a model\n")
+    with pytest.raises(BadWeights, match="not a PyTorch model file"):
+        load_model(text)
+    other = tmp_path / "other.pt"
+    torch.save({"weight": torch.zeros(3)}, other)
+    with pytest.raises(BadWeights, match="not a colorcli model file"):
+        load_model(other)
+
+    good = tmp_path / "good.pt"
+    _save_eccv16(good)
+    payload = torch.load(good, weights_only=True)
+
+    def variant(name: str, **changes: Any) -> Path:
+        p = tmp_path / name
+        torch.save({**payload, **changes}, p)
+        return p
+
+    with pytest.raises(BadWeights, match="unknown architecture 'vgg'") as info:
+        load_model(variant("arch.pt", arch="vgg"))
+    assert "eccv16" in _one_line(info)
+    with pytest.raises(BadWeights, match="shape mismatch") as info:
+        load_model(variant("shape.pt", arch_kwargs={**payload["arch_kwargs"], "q": Q + 1}))
+    assert "head.weight" in _one_line(info)
+    with pytest.raises(BadWeights, match="newer colorcli"):
+        load_model(variant("new.pt", version=2))
+    with pytest.raises(BadWeights, match="bins"):
+        load_model(variant("bins.pt", bins=torch.zeros(Q + 1, 2)))
+    with pytest.raises(BadWeights, match="cannot build"):
+        load_model(variant("kw.pt", arch_kwargs={"q": Q, "depth": 3}))
+
+
+def test_save_refuses_non_plain_config(tmp_path: Path) -> None:
+    model = _tiny_eccv16()
+    with pytest.raises(TypeError, match=r"train_config\.fn"):
+        save_model(
+            tmp_path / "x.pt",
+            model,
+            arch="eccv16",
+            arch_kwargs={"q": Q, "width": 0.125},
+            bins=BINS,
+            train_config={"fn": print},
+        )
+    with pytest.raises(ValueError, match="bins"):
+        save_model(
+            tmp_path / "x.pt",
+            model,
+            arch="eccv16",
+            arch_kwargs={"q": Q, "width": 0.125},
+            bins=BINS[:5],
+        )
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_default_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLORCLI_WEIGHTS", raising=False)
+    assert default_model_path() == repo_root() / "weights" / DEFAULT_WEIGHTS_NAME
+    assert (repo_root() / "colorcli" / "checkpoint.py").is_file()
+    monkeypatch.setenv("COLORCLI_WEIGHTS", str(tmp_path / "missing.pt"))
+    for spec in (None, "default"):
+        with pytest.raises(BadWeights, match="no default model is shipped") as info:
+            load_model(spec)
+        assert "--model" in _one_line(info)
+    _save_eccv16(tmp_path / "missing.pt")
+    assert load_model(None, device="cpu").arch == "eccv16"
+
+
+def _fill_hub_cache(cache: Path, repo_id: str, filename: str, source: Path) -> str:
+    """The huggingface_hub cache layout: models--owner--name/{refs/main, snapshots/<commit>/...}."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    root = cache / f"models--{repo_id.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(commit)
+    target = root / "snapshots" / commit / filename
+    target.parent.mkdir(parents=True)
+    target.write_bytes(source.read_bytes())
+    return commit
+
+
+def test_hf_spec_offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    src = tmp_path / "src.pt"
+    model = _save_eccv16(src)
+    cache = tmp_path / "hub"
+    commit = _fill_hub_cache(cache, "someone/colorizers", "v1/model.pt", src)
+    lum = torch.rand(1, 1, 32, 32) * 100
+    with torch.no_grad():
+        ref = model(lum)
+    for spec in (
+        "hf://someone/colorizers/v1/model.pt",
+        f"hf://someone/colorizers@{commit}/v1/model.pt",
+    ):
+        loaded = load_model(spec, device="cpu", cache_dir=cache)
+        torch.testing.assert_close(loaded.model(lum), ref, rtol=0, atol=0)
+        assert loaded.meta["source"] == spec
+    with pytest.raises(BadWeights, match="cannot download") as info:
+        load_model("hf://someone/colorizers/v2/model.pt", cache_dir=cache)
+    assert "hf://someone/colorizers/v2/model.pt" in _one_line(info)
+
+
+def test_parse_hf_spec() -> None:
+    assert parse_hf_spec("hf://a/b/c.pt") == ("a/b", "c.pt", None)
+    assert parse_hf_spec("hf://a/b@dev/x/c.pt") == ("a/b", "x/c.pt", "dev")
+    with pytest.raises(UsageError):
+        parse_hf_spec("hf://a/c.pt")
+
+
+# The released eccv16 layout, written out from the authors' published layer list:
+# block -> list of (sequential index, kind, c_in, c_out, kernel, stride, dilation).
+def _released_layers() -> dict[int, list[tuple[int, str, int, int, int, int, int]]]:
+    spec = [
+        (1, 64, 2, 1),
+        (128, 128, 2, 1),
+        (256, 256, 3, 1),
+        (512, 512, 3, 1),
+        (512, 512, 3, 2),
+        (512, 512, 3, 2),
+        (512, 512, 3, 1),
+    ]
+    layers: dict[int, list[tuple[int, str, int, int, int, int, int]]] = {}
+    c_in = 1
+    for block, (_, c, n, dil) in enumerate(spec, start=1):
+        entries = []
+        for i in range(n):
+            stride = 2 if (block <= 3 and i == n - 1) else 1
+            entries.append((2 * i, "conv", c_in if i == 0 else c, c, 3, stride, dil))
+        entries.append((2 * n, "bn", c, c, 0, 0, 0))
+        layers[block] = entries
+        c_in = c
+    layers[8] = [
+        (0, "convT", 512, 256, 4, 2, 1),
+        (2, "conv", 256, 256, 3, 1, 1),
+        (4, "conv", 256, 256, 3, 1, 1),
+        (6, "conv", 256, 313, 1, 1, 1),
+    ]
+    return layers
+
+
+def _released_state_dict(seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    sd: dict[str, torch.Tensor] = {}
+    for block, entries in _released_layers().items():
+        for idx, kind, c_in, c_out, k, _, _ in entries:
+            key = f"model{block}.{idx}"
+            if kind == "bn":
+                sd[f"{key}.weight"] = torch.rand(c_out, generator=g) + 0.5
+                sd[f"{key}.bias"] = torch.randn(c_out, generator=g) * 0.1
+                sd[f"{key}.running_mean"] = torch.randn(c_out, generator=g) * 0.1
+                sd[f"{key}.running_var"] = torch.rand(c_out, generator=g) + 0.5
+                sd[f"{key}.num_batches_tracked"] = torch.tensor(1000)
+            else:
+                shape = (c_in, c_out, k, k) if kind == "convT" else (c_out, c_in, k, k)
+                std = (2.0 / (c_in * k * k)) ** 0.5
+                sd[f"{key}.weight"] = torch.randn(shape, generator=g) * std
+                sd[f"{key}.bias"] = torch.randn(c_out, generator=g) * 0.01
+    sd["model_out.weight"] = torch.randn(2, 313, 1, 1, generator=g)
+    return sd
+
+
+def _functional_released_forward(sd: dict[str, torch.Tensor], lum: torch.Tensor) -> torch.Tensor:
+    x = (lum - 50.0) / 100.0
+    for block, entries in _released_layers().items():
+        for idx, kind, _, _, _, stride, dil in entries:
+            w, b = sd[f"model{block}.{idx}.weight"], sd[f"model{block}.{idx}.bias"]
+            if kind == "bn":
+                x = F.batch_norm(
+                    x,
+                    sd[f"model{block}.{idx}.running_mean"],
+                    sd[f"model{block}.{idx}.running_var"],
+                    w,
+                    b,
+                    False,
+                    0.0,
+                    1e-5,
+                )
+            elif kind == "convT":
+                x = F.relu(F.conv_transpose2d(x, w, b, stride=2, padding=1))
+            elif block == 8 and idx == 6:
+                x = F.conv2d(x, w, b)  # the logits: no ReLU
+            else:
+                x = F.relu(F.conv2d(x, w, b, stride=stride, padding=dil, dilation=dil))
+    return x
+
+
+def test_released_eccv16_state_dict(tmp_path: Path) -> None:
+    sd = _released_state_dict(seed=5)
+    path = tmp_path / "colorization_release_v2.pth"
+    torch.save(sd, path)
+    loaded = load_model(path, device="cpu")
+    assert loaded.arch == "eccv16" and loaded.kind == "classification"
+    assert loaded.bins is not None
+    np.testing.assert_allclose(loaded.bins.numpy(), reference_bins())
+    lum = torch.rand(2, 1, 24, 32) * 100
+    expected = _functional_released_forward(sd, lum)
+    got = loaded.logits(lum)
+    assert got.shape == (2, 313, 6, 8)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    # older files without BatchNorm counters load too; a foreign key is refused
+    old = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+    torch.save(old, tmp_path / "old.pth")
+    torch.testing.assert_close(load_model(tmp_path / "old.pth", device="cpu").logits(lum), got)
+    torch.save({**sd, "model9.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(BadWeights, match="model9"):
+        load_model(tmp_path / "bad.pth")
+    del sd
+    os.remove(path)
