@@ -128,10 +128,10 @@ def test_eccv16_quarter_width_trains() -> None:
     torch.manual_seed(0)
     model = create_model("eccv16", q=20, width=0.25)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    lum = torch.rand(4, 1, 32, 32) * 100
-    target = torch.randint(0, 20, (4, 8, 8))
+    lum = torch.rand(2, 1, 16, 16) * 100
+    target = torch.randint(0, 20, (2, 4, 4))
     losses = []
-    for _ in range(4):
+    for _ in range(3):
         loss = nn.functional.cross_entropy(model(lum), target)
         opt.zero_grad()
         loss.backward()
@@ -174,3 +174,40 @@ def test_unet_dropout_at_test() -> None:
     assert not torch.allclose(model(lum), model(lum))
     on = create_model("unet", depth=5, width=8, dropout_at_test=True).eval()
     assert not torch.allclose(on(lum), on(lum))
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance", "none", "spectral"])
+def test_patchgan_30x30_on_256(norm: str) -> None:
+    d = create_model("patchgan", width=4, norm=norm).eval()
+    lum, ab = torch.rand(1, 1, 256, 256) * 100, torch.rand(1, 2, 256, 256) * 2 - 1
+    assert d(lum, ab).shape == (1, 1, 30, 30)
+    pooled = create_model("patchgan", width=4, norm=norm, global_pool=True).eval()
+    pooled.load_state_dict(d.state_dict())
+    torch.testing.assert_close(pooled(lum, ab), d(lum, ab).mean(dim=(1, 2, 3)))
+
+
+def test_patchgan_receptive_field_is_70() -> None:
+    # the input pixels that influence one output score span 70 x 70
+    torch.manual_seed(0)
+    d = create_model("patchgan", width=4, norm="none").eval()
+    ab = torch.zeros(1, 2, 128, 128, requires_grad=True)
+    scores = d(torch.full((1, 1, 128, 128), 50.0), ab)
+    scores[0, 0, 7, 7].backward()
+    assert ab.grad is not None
+    touched = ab.grad.abs().sum(dim=(0, 1)) > 0
+    rows = touched.any(dim=1).nonzero().flatten()
+    cols = touched.any(dim=0).nonzero().flatten()
+    assert rows.max() - rows.min() + 1 == 70
+    assert cols.max() - cols.min() + 1 == 70
+
+
+def test_ebgan_energy_is_reconstruction_mse() -> None:
+    torch.manual_seed(0)
+    d = create_model("ebgan-ae", width=4).eval()
+    lum, ab = torch.rand(3, 1, 16, 24) * 100, torch.rand(3, 2, 16, 24) * 2 - 1
+    x, rec = d.reconstruct(lum, ab)
+    assert rec.shape == x.shape == (3, 3, 16, 24)
+    torch.testing.assert_close(x[:, :1], lum / 50.0 - 1.0)
+    energy = d(lum, ab)
+    assert energy.shape == (3,)
+    torch.testing.assert_close(energy, ((rec - x) ** 2).flatten(1).mean(1))
