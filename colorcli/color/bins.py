@@ -138,3 +138,133 @@ def load_bins(path: str | Path) -> np.ndarray:
     except ValueError as exc:
         raise BadWeights(f"{path}: {exc}") from exc
     return np.asarray(arr, dtype=np.float64)
+
+
+# --- bins computed from the sRGB gamut or from pixel samples --------------------------------
+
+AB_EXTENT = 128.0
+"""Half-width of the ab plane covered by histograms: every sRGB colour has |a|, |b| < 128."""
+
+
+def ab_axis(grid: float, extent: float = AB_EXTENT) -> np.ndarray:
+    """Cell centres along one ab axis: the multiples of ``grid`` covering ``[-extent, extent]``.
+
+    Returns a ``(n,)`` float64 array ``k * grid`` for ``k = -m .. m`` with ``m = ceil(extent /
+    grid)``; cell k is the half-open interval ``[k*grid - grid/2, k*grid + grid/2)``.
+    """
+    if not grid > 0:
+        raise ValueError(f"grid must be > 0, got {grid}")
+    m = int(np.ceil(extent / grid))
+    return np.arange(-m, m + 1, dtype=np.float64) * float(grid)
+
+
+def ab_cell_index(values: np.ndarray, grid: float, extent: float = AB_EXTENT) -> np.ndarray:
+    """Cell index along an ``ab_axis(grid, extent)`` of each value (any shape, ab units).
+
+    Value v falls in the cell of centre c when ``c - grid/2 <= v < c + grid/2``. Values beyond the
+    axis are clipped into the first/last cell (cannot happen for sRGB colours at the default
+    extent).
+    """
+    m = int(np.ceil(extent / grid))
+    idx = np.floor((np.asarray(values, dtype=np.float64) + grid / 2.0) / grid).astype(np.int64)
+    return np.clip(idx + m, 0, 2 * m)
+
+
+def histogram_ab_samples(
+    ab: np.ndarray, grid: float = REFERENCE_GRID, extent: float = AB_EXTENT
+) -> np.ndarray:
+    """Count ab samples ``(N, 2)`` per grid cell -> ``(n, n)`` int64 counts over the ab plane.
+
+    Axis 0 is a and axis 1 is b, both laid out as ``ab_axis(grid, extent)``.
+    """
+    ab = np.asarray(ab, dtype=np.float64).reshape(-1, 2)
+    n = len(ab_axis(grid, extent))
+    ia = ab_cell_index(ab[:, 0], grid, extent)
+    ib = ab_cell_index(ab[:, 1], grid, extent)
+    flat = np.bincount(ia * n + ib, minlength=n * n)
+    return flat.reshape(n, n).astype(np.int64)
+
+
+def bins_from_counts(
+    counts: np.ndarray,
+    grid: float = REFERENCE_GRID,
+    min_pixels: float = 1,
+    extent: float = AB_EXTENT,
+) -> np.ndarray:
+    """Bins of the cells with at least ``min_pixels`` samples.
+
+    ``counts`` is an ``(n, n)`` histogram laid out as ``histogram_ab_samples`` makes it (a on
+    axis 0, b on axis 1, cells of ``ab_axis(grid, extent)``). Returns ``(Q, 2)`` float64 centres,
+    a ascending then b ascending. Raises ValueError when the layout does not match.
+    """
+    if min_pixels <= 0:
+        raise ValueError(f"min_pixels must be > 0, got {min_pixels}")
+    axis = ab_axis(grid, extent)
+    counts = np.asarray(counts)
+    if counts.shape != (len(axis), len(axis)):
+        raise ValueError(
+            f"counts have shape {counts.shape}, expected {(len(axis), len(axis))} for grid {grid}"
+        )
+    ia, ib = np.nonzero(counts >= min_pixels)  # row-major: a ascending, then b ascending
+    return np.stack([axis[ia], axis[ib]], axis=1).astype(np.float64).reshape(-1, 2)
+
+
+def bins_from_samples(
+    ab: np.ndarray, grid: float = REFERENCE_GRID, min_pixels: float = 1
+) -> np.ndarray:
+    """Bins of the cells that at least ``min_pixels`` of the ab samples ``(N, 2)`` fall into."""
+    return bins_from_counts(histogram_ab_samples(ab, grid), grid, min_pixels)
+
+
+SRGB_RULE = (
+    "a cell of centre (a, b) (multiples of the grid g) counts when at least one colour of the "
+    "sRGB gamut, sampled on the 6 faces of the RGB cube at {steps} levels per channel and "
+    "converted to Lab, has a in [a - g/2, a + g/2) and b in [b - g/2, b + g/2)"
+)
+
+
+def srgb_surface(steps: int = 256) -> np.ndarray:
+    """The colours on the 6 faces of the sRGB cube at ``steps`` levels: ``(3, 6 * steps, steps)``
+    float64 in [0, 1] (one face after the other; edge colours appear on several faces)."""
+    if steps < 2:
+        raise ValueError(f"steps must be >= 2, got {steps}")
+    levels = np.linspace(0.0, 1.0, steps)
+    u, v = np.meshgrid(levels, levels, indexing="ij")
+    faces = []
+    for channel in range(3):
+        others = [c for c in range(3) if c != channel]
+        for value in (0.0, 1.0):
+            face = np.empty((3, steps, steps))
+            face[channel] = value
+            face[others[0]], face[others[1]] = u, v
+            faces.append(face)
+    return np.concatenate(faces, axis=1)
+
+
+def srgb_histogram(grid: float = REFERENCE_GRID, steps: int = 256) -> np.ndarray:
+    """How many surface colours of the sRGB cube fall in each ab cell: ``(n, n)`` int64.
+
+    Only the faces of the cube are sampled (``srgb_surface(steps)``, 256 levels = the 8-bit
+    colours with a channel at 0 or 255): Lab maps the cube to a solid whose shadow on the ab plane
+    is the shadow of its surface, so the interior adds no cell. (Checked at grids 5, 7, 10 and 20:
+    the same cells as all 256^3 8-bit colours, 40x faster.) Lab via
+    ``colorcli.color.lab.rgb_to_lab`` in float64; layout as ``histogram_ab_samples``.
+    """
+    import torch
+
+    from colorcli.color.lab import rgb_to_lab
+
+    lab = rgb_to_lab(torch.from_numpy(srgb_surface(steps)))
+    return histogram_ab_samples(lab[1:].reshape(2, -1).T.numpy(), grid)
+
+
+def srgb_bins(grid: float = REFERENCE_GRID, steps: int = 256) -> np.ndarray:
+    """Bins of the sRGB gamut at grid spacing ``grid``: ``(Q, 2)`` float64, a then b ascending.
+
+    Rule (``SRGB_RULE``): a cell counts when any colour of the sRGB gamut (sampled on the surface
+    of the RGB cube at ``steps`` levels per channel), converted to Lab, falls into the cell's
+    square ``[c - g/2, c + g/2)`` on both axes. At grid 10 with the default 256 levels this gives
+    Q = 261, all inside the reference 313 (the reference set is a dilated gamut); sampling much
+    more densely (1024 levels) adds one corner cell (262).
+    """
+    return bins_from_counts(srgb_histogram(grid, steps), grid, min_pixels=1)

@@ -1,0 +1,565 @@
+"""Image folders -> Lab pixels: streaming decode, the ab prior of a folder, rebalancing files.
+
+Everything here reads files; the colour science it applies is in ``colorcli.color``. Unreadable
+files never stop a pass: they are collected as ``(path, reason)`` and skipped. Progress is
+reported through plain callbacks, ``on_image(done, total, path)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from colorcli.errors import BadImage, BadWeights, EmptyDataset, UsageError
+from colorcli.imageio import find_images, is_image_path, read_rgb
+
+Assignment = Literal["hard", "soft"]
+OnImage = Callable[[int, int, Path], None]
+
+GRAY_THRESHOLD = 5.0
+"""An image is effectively grayscale when no pixel has |a| > 5 or |b| > 5 (Lab units)."""
+
+DEFAULT_MAX_SIDE = 256
+REBALANCE_KIND = "colorcli-rebalance"
+
+
+# --- discovery and streaming -----------------------------------------------------------------
+
+
+def list_folder(folder: str | Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Image files below ``folder`` (recursive, sorted) and the other visible files, skipped.
+
+    Returns ``(images, skipped)`` where ``skipped`` holds ``(path, "not an image file ...")`` for
+    every non-hidden file without an image extension, so that callers can report them. A path that
+    is a file (or glob) is expanded by ``colorcli.imageio.find_images``.
+    """
+    folder = Path(folder)
+    images = find_images([folder])
+    skipped: list[tuple[Path, str]] = []
+    if folder.is_dir():
+        for p in sorted(folder.rglob("*")):
+            rel = p.relative_to(folder)
+            if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+                continue
+            if not is_image_path(p):
+                skipped.append((p, f"not an image file (extension {p.suffix or 'none'!r})"))
+    return images, skipped
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One streamed file: ``rgb`` ``(H, W, 3)`` float32 in [0, 1], or ``error`` when unreadable.
+
+    ``seconds`` is the time spent decoding it (in whichever thread did the work).
+    """
+
+    path: Path
+    rgb: np.ndarray | None
+    error: str | None
+    seconds: float
+
+
+def _decode(path: Path, max_side: int | None) -> Decoded:
+    t0 = time.perf_counter()
+    try:
+        rgb = read_rgb(path, max_side)
+    except BadImage as exc:
+        return Decoded(path, None, str(exc), time.perf_counter() - t0)
+    return Decoded(path, rgb, None, time.perf_counter() - t0)
+
+
+def iter_decoded(
+    files: Sequence[Path], max_side: int | None = DEFAULT_MAX_SIDE, workers: int = 1
+) -> Iterator[Decoded]:
+    """Decode ``files`` in order, yielding one ``Decoded`` per file (errors included, never raised).
+
+    With ``workers > 1`` decoding runs in a thread pool (Pillow releases the GIL while decoding);
+    results still come in input order and at most ``4 * workers`` decoded images wait in memory.
+    """
+    if workers <= 1:
+        for p in files:
+            yield _decode(Path(p), max_side)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="colorcli-decode") as pool:
+        pending: deque[Future[Decoded]] = deque()
+        it = iter(files)
+        for p in it:
+            pending.append(pool.submit(_decode, Path(p), max_side))
+            if len(pending) >= 4 * workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(_decode, Path(nxt), max_side))
+            yield result
+
+
+def rgb_to_ab(rgb: np.ndarray) -> Any:
+    """``(H, W, 3)`` sRGB float in [0, 1] -> ab torch tensor ``(1, 2, H, W)`` float32, Lab units."""
+    import torch
+
+    from colorcli.color.lab import rgb_to_lab
+
+    x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)
+    return rgb_to_lab(x.unsqueeze(0))[:, 1:]
+
+
+def is_grayscale_ab(ab: Any, threshold: float = GRAY_THRESHOLD) -> bool:
+    """True when no pixel of ``ab`` (tensor or array, any shape) has |a| or |b| > ``threshold``."""
+    return bool(abs(ab).max() <= threshold)
+
+
+# --- the ab prior of a folder ----------------------------------------------------------------
+
+
+@dataclass
+class PriorEstimate:
+    """Bin counts of the colour pixels of a set of images.
+
+    ``counts`` ``(Q,)`` float64: pixels per bin (hard) or summed soft weights (soft); both sum to
+    ``n_pixels``. ``n_images`` counts readable images (grayscale included), ``n_gray`` the
+    grayscale ones that were skipped, ``n_pixels`` the pixels counted, ``bad`` the unreadable files
+    with the reason. ``decode_s`` is the total decode time (summed over threads), ``compute_s``
+    the time spent converting and counting.
+    """
+
+    counts: np.ndarray
+    n_images: int = 0
+    n_gray: int = 0
+    n_pixels: int = 0
+    bad: list[tuple[Path, str]] = field(default_factory=list)
+    decode_s: float = 0.0
+    compute_s: float = 0.0
+
+    @property
+    def n_colour(self) -> int:
+        """Images whose pixels were counted."""
+        return self.n_images - self.n_gray
+
+
+def _bin_counts(ab: Any, bins: np.ndarray, assignment: Assignment, k: int, sigma: float) -> Any:
+    import torch
+
+    from colorcli.color import encode
+
+    q = len(bins)
+    if assignment == "hard":
+        idx = encode.nearest_bin(ab, bins)
+        return torch.bincount(idx.reshape(-1), minlength=q).to(torch.float64)
+    if assignment == "soft":
+        index, weight = encode.soft_encode(ab, bins, k=k, sigma=sigma)
+        return torch.bincount(
+            index.reshape(-1), weights=weight.reshape(-1).to(torch.float64), minlength=q
+        )
+    raise ValueError(f"unknown assignment {assignment!r} (hard, soft)")
+
+
+def estimate_prior(
+    files: Sequence[Path],
+    bins: np.ndarray,
+    *,
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    assignment: Assignment = "hard",
+    workers: int = 1,
+    on_image: OnImage | None = None,
+    k: int = 5,
+    sigma: float = 5.0,
+) -> PriorEstimate:
+    """Count the ab pixels of ``files`` over ``bins`` ``(Q, 2)``.
+
+    Each file is read with ``read_rgb(path, max_side)`` (longer side shrunk to ``max_side``),
+    converted to Lab; grayscale images (no pixel with |a| or |b| > 5) are counted and skipped.
+    ``assignment="hard"``: each pixel adds 1 to its nearest bin; ``"soft"``: it adds its soft
+    encoding weights (``k`` nearest bins, Gaussian ``sigma``) to those bins. Unreadable files go to
+    ``bad``. ``on_image(done, total, path)`` is called after each file.
+    """
+    if assignment not in ("hard", "soft"):
+        raise ValueError(f"unknown assignment {assignment!r} (hard, soft)")
+    est = PriorEstimate(counts=np.zeros(len(bins), dtype=np.float64))
+    total = len(files)
+    acc = None
+    for done, item in enumerate(iter_decoded(files, max_side, workers), start=1):
+        est.decode_s += item.seconds
+        if item.rgb is None:
+            est.bad.append((item.path, item.error or "unreadable"))
+        else:
+            t0 = time.perf_counter()
+            est.n_images += 1
+            ab = rgb_to_ab(item.rgb)
+            if is_grayscale_ab(ab):
+                est.n_gray += 1
+            else:
+                c = _bin_counts(ab, bins, assignment, k, sigma)
+                acc = c if acc is None else acc + c
+                est.n_pixels += int(ab.shape[-1] * ab.shape[-2])
+            est.compute_s += time.perf_counter() - t0
+        if on_image is not None:
+            on_image(done, total, item.path)
+    if acc is not None:
+        est.counts = acc.numpy().astype(np.float64)
+    return est
+
+
+@dataclass
+class AbHistogram:
+    """Colour pixels of a set of images counted per cell of the full ab plane.
+
+    ``counts`` ``(n, n)`` int64 laid out as ``colorcli.color.bins.histogram_ab_samples`` (a on axis
+    0, b on axis 1, cells centred on ``ab_axis(grid)``).
+    """
+
+    counts: np.ndarray
+    grid: float
+    n_images: int = 0
+    n_gray: int = 0
+    n_pixels: int = 0
+    bad: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def histogram_ab(
+    files: Sequence[Path],
+    grid: float,
+    *,
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    workers: int = 1,
+    on_image: OnImage | None = None,
+) -> AbHistogram:
+    """Count the colour pixels of ``files`` per ab grid cell (grayscale images skipped, counted)."""
+    from colorcli.color.bins import ab_axis, histogram_ab_samples
+
+    n = len(ab_axis(grid))
+    hist = AbHistogram(counts=np.zeros((n, n), dtype=np.int64), grid=float(grid))
+    total = len(files)
+    for done, item in enumerate(iter_decoded(files, max_side, workers), start=1):
+        if item.rgb is None:
+            hist.bad.append((item.path, item.error or "unreadable"))
+        else:
+            hist.n_images += 1
+            ab = rgb_to_ab(item.rgb)
+            if is_grayscale_ab(ab):
+                hist.n_gray += 1
+            else:
+                hist.counts += histogram_ab_samples(ab[0].reshape(2, -1).T.numpy(), grid)
+                hist.n_pixels += int(ab.shape[-1] * ab.shape[-2])
+        if on_image is not None:
+            on_image(done, total, item.path)
+    return hist
+
+
+# --- rebalancing weights ---------------------------------------------------------------------
+
+
+def compute_rebalance(
+    estimate: PriorEstimate,
+    bins: np.ndarray,
+    lam: float = 0.5,
+    sigma: float = 5.0,
+    q_mode: Literal["all", "nonzero"] = "all",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts -> ``(prior, prior_smoothed, weights)``, each ``(Q,)`` float64.
+
+    prior = counts / sum; prior_smoothed = Gaussian (``sigma`` ab units) on the ab grid,
+    renormalised; weights = 1 / ((1 - lam) p~ + lam / Q) with E_p~[w] = 1 (see
+    ``colorcli.color.prior``).
+    Raises EmptyDataset when no colour pixel was counted.
+    """
+    from colorcli.color.prior import normalize_counts, rebalance_weights, smooth_prior
+
+    if len(estimate.counts) != len(bins):
+        raise ValueError(f"counts have {len(estimate.counts)} bins, bins have {len(bins)}")
+    if estimate.n_pixels == 0 or float(estimate.counts.sum()) <= 0:
+        raise EmptyDataset("no colour pixels were counted: every image was grayscale or bad")
+    prior = normalize_counts(estimate.counts)
+    smoothed = smooth_prior(prior, bins, sigma)
+    weights = rebalance_weights(smoothed, lam, q_mode)
+    return prior, smoothed, weights
+
+
+@dataclass(frozen=True)
+class Rebalance:
+    """A rebalancing file: ``bins`` ``(Q, 2)``, ``prior``, ``prior_smoothed``, ``weights`` ``(Q,)``
+    float64, and ``settings`` (how it was made: lambda, sigma, q_mode, assignment, ...)."""
+
+    bins: np.ndarray
+    prior: np.ndarray
+    prior_smoothed: np.ndarray
+    weights: np.ndarray
+    settings: dict[str, Any]
+
+
+def rebalance_path(path: str | Path) -> Path:
+    """``path`` with a ``.npz`` suffix added when it has none (what ``save_rebalance`` writes)."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def save_rebalance(
+    path: str | Path,
+    *,
+    bins: np.ndarray,
+    prior: np.ndarray,
+    prior_smoothed: np.ndarray,
+    weights: np.ndarray,
+    settings: dict[str, Any],
+) -> Path:
+    """Write a rebalancing ``.npz`` atomically (temp file + os.replace); returns the final path.
+
+    Only numeric arrays and the settings as a JSON string are stored, so the file loads without
+    pickle. ``.npz`` is appended to ``path`` when missing.
+    """
+    q = len(bins)
+    for name, arr in (("prior", prior), ("prior_smoothed", prior_smoothed), ("weights", weights)):
+        if np.shape(arr) != (q,):
+            raise ValueError(f"{name} must have shape ({q},), got {np.shape(arr)}")
+    path = rebalance_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "kind": np.array(REBALANCE_KIND),
+        "bins": np.asarray(bins, dtype=np.float64),
+        "prior": np.asarray(prior, dtype=np.float64),
+        "prior_smoothed": np.asarray(prior_smoothed, dtype=np.float64),
+        "weights": np.asarray(weights, dtype=np.float64),
+        "settings": np.array(json.dumps(settings, sort_keys=True, default=str)),
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **payload)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_rebalance(path: str | Path) -> Rebalance:
+    """Read a file written by ``save_rebalance`` (never unpickles); BadWeights names the file."""
+    from colorcli.color.bins import validate_bins
+
+    path = Path(path)
+    keys = ("bins", "prior", "prior_smoothed", "weights")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise BadWeights(f"{path}: a single array, not a rebalancing .npz file")
+        with loaded as npz:
+            missing = {"kind", *keys, "settings"} - set(npz.files)
+            if missing:
+                raise BadWeights(
+                    f"{path}: not a rebalancing file (missing {', '.join(sorted(missing))})"
+                )
+            if str(npz["kind"]) != REBALANCE_KIND:
+                raise BadWeights(f"{path}: not a rebalancing file (kind {str(npz['kind'])!r})")
+            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in keys}
+            settings = json.loads(str(npz["settings"]))
+    except FileNotFoundError as exc:
+        raise BadWeights(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise BadWeights(f"{path}: is a folder, not a rebalancing file") from exc
+    except BadWeights:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, TypeError) as exc:
+        raise BadWeights(f"{path}: not a readable rebalancing .npz file ({exc})") from exc
+    except Exception as exc:  # zipfile.BadZipFile and friends from a corrupt archive
+        raise BadWeights(f"{path}: corrupt rebalancing file ({type(exc).__name__}: {exc})") from exc
+    bins = arrays["bins"]
+    try:
+        validate_bins(bins)
+    except ValueError as exc:
+        raise BadWeights(f"{path}: {exc}") from exc
+    q = len(bins)
+    for name in ("prior", "prior_smoothed", "weights"):
+        if arrays[name].shape != (q,):
+            raise BadWeights(f"{path}: {name} has shape {arrays[name].shape}, expected ({q},)")
+    if not isinstance(settings, dict):
+        raise BadWeights(f"{path}: settings are not a JSON object")
+    return Rebalance(
+        bins=bins,
+        prior=arrays["prior"],
+        prior_smoothed=arrays["prior_smoothed"],
+        weights=arrays["weights"],
+        settings=settings,
+    )
+
+
+# --- the rebalance workflow ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RebalanceConfig:
+    """Settings of ``colorcli rebalance`` (see ``rebalance_folder``)."""
+
+    source: Path
+    lam: float = 0.5
+    sigma: float = 5.0
+    q_mode: Literal["all", "nonzero"] = "all"
+    assignment: Assignment = "hard"
+    max_side: int | None = DEFAULT_MAX_SIDE
+    workers: int = 1
+    bins_source: str = "reference"
+
+
+@dataclass(frozen=True)
+class RebalanceResult:
+    """What ``rebalance_folder`` computed; ``skipped`` holds the unreadable and non-image files."""
+
+    estimate: PriorEstimate
+    rebalance: Rebalance
+    skipped: list[tuple[Path, str]]
+    n_files: int
+
+
+def rebalance_folder(
+    config: RebalanceConfig,
+    bins: np.ndarray,
+    *,
+    files: Iterable[Path] | None = None,
+    skipped: Sequence[tuple[Path, str]] = (),
+    on_image: OnImage | None = None,
+) -> RebalanceResult:
+    """Estimate the prior of ``config.source`` over ``bins`` and compute the rebalancing weights.
+
+    ``files`` defaults to the images under ``config.source`` (non-image files are added to
+    ``skipped``). Raises EmptyDataset for a folder with no image files or no colour image.
+    """
+    from colorcli import __version__
+
+    if files is None:
+        found, not_images = list_folder(config.source)
+        skipped = [*skipped, *not_images]
+    else:
+        found = list(files)
+    if not found:
+        raise EmptyDataset(f"{config.source}: no image files found (JPEG, PNG, TIFF, WebP, BMP)")
+    est = estimate_prior(
+        found,
+        bins,
+        max_side=config.max_side,
+        assignment=config.assignment,
+        workers=config.workers,
+        on_image=on_image,
+    )
+    all_skipped = [*skipped, *est.bad]
+    if est.n_colour == 0:
+        raise EmptyDataset(
+            f"{config.source}: no colour images among {len(found)} files "
+            f"({est.n_gray} grayscale, {len(est.bad)} unreadable)"
+        )
+    prior, smoothed, weights = compute_rebalance(est, bins, config.lam, config.sigma, config.q_mode)
+    settings: dict[str, Any] = {
+        "lambda": config.lam,
+        "sigma": config.sigma,
+        "q_mode": config.q_mode,
+        "q_effective": int((smoothed > 0).sum()) if config.q_mode == "nonzero" else len(bins),
+        "assignment": config.assignment,
+        "max_side": config.max_side,
+        "bins": config.bins_source,
+        "n_images": est.n_images,
+        "n_gray": est.n_gray,
+        "n_pixels": est.n_pixels,
+        "n_bad": len(all_skipped),
+        "source": str(Path(config.source).resolve()),
+        "colorcli_version": __version__,
+    }
+    reb = Rebalance(bins, prior, smoothed, weights, settings)
+    return RebalanceResult(est, reb, all_skipped, len(found))
+
+
+# --- the build-bins workflow -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BinsConfig:
+    """Settings of ``colorcli build-bins``: ``source`` is "reference", "srgb" or a folder."""
+
+    source: str = "reference"
+    grid: float = 10.0
+    min_pixels: int = 1
+    srgb_steps: int = 256
+    max_side: int | None = DEFAULT_MAX_SIDE
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class BinsResult:
+    """Bins ``(Q, 2)`` and how they were made: ``kind`` (reference, srgb, folder) and ``rule``."""
+
+    bins: np.ndarray
+    kind: str
+    rule: str
+    histogram: AbHistogram | None = None
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def build_bins(config: BinsConfig, *, on_image: OnImage | None = None) -> BinsResult:
+    """Compute the bins that ``config`` asks for.
+
+    "reference": the 313 bins of Zhang et al. (grid 10 only). "srgb": ``srgb_bins`` at
+    ``config.grid``. A folder: the grid cells holding at least ``config.min_pixels`` colour pixels
+    of its images (read at ``max_side``; grayscale images skipped). Raises UsageError for a bad
+    combination, EmptyDataset when a folder yields fewer than 2 bins.
+    """
+    from colorcli.color.bins import (
+        REFERENCE_GRID,
+        SRGB_RULE,
+        bins_from_counts,
+        reference_bins,
+        srgb_bins,
+    )
+
+    if not config.grid > 0:
+        raise UsageError(f"--grid must be > 0, got {config.grid:g}")
+    if config.source == "reference":
+        if config.grid != REFERENCE_GRID:
+            raise UsageError(
+                f"the reference bins have grid {REFERENCE_GRID:g}; use --source srgb or a folder "
+                f"for grid {config.grid:g}"
+            )
+        return BinsResult(
+            reference_bins(),
+            "reference",
+            "the 313 in-gamut bins of Zhang et al. (ECCV 2016), grid 10",
+        )
+    if config.source == "srgb":
+        rule = SRGB_RULE.format(steps=config.srgb_steps)
+        return BinsResult(srgb_bins(config.grid, config.srgb_steps), "srgb", rule)
+    folder = Path(config.source)
+    if not folder.is_dir():
+        raise UsageError(f"--source {config.source}: not 'reference', 'srgb' or an existing folder")
+    if config.min_pixels < 1:
+        raise UsageError(f"--min-pixels must be >= 1, got {config.min_pixels}")
+    files, not_images = list_folder(folder)
+    if not files:
+        raise EmptyDataset(f"{folder}: no image files found (JPEG, PNG, TIFF, WebP, BMP)")
+    hist = histogram_ab(
+        files, config.grid, max_side=config.max_side, workers=config.workers, on_image=on_image
+    )
+    if hist.n_pixels == 0:
+        raise EmptyDataset(
+            f"{folder}: no colour images among {len(files)} files "
+            f"({hist.n_gray} grayscale, {len(hist.bad)} unreadable)"
+        )
+    bins = bins_from_counts(hist.counts, config.grid, config.min_pixels)
+    if len(bins) < 2:
+        raise EmptyDataset(
+            f"{folder}: only {len(bins)} grid cell(s) hold >= {config.min_pixels} colour pixels; "
+            "lower --min-pixels or add images"
+        )
+    side = "full size" if config.max_side is None else f"longer side <= {config.max_side} px"
+    rule = (
+        f"a cell of centre (a, b) (multiples of the grid g) counts when at least "
+        f"{config.min_pixels} colour pixel(s) of the {hist.n_images - hist.n_gray} colour images "
+        f"(read at {side}; grayscale images skipped) have a in [a - g/2, a + g/2) and "
+        "b in [b - g/2, b + g/2)"
+    )
+    return BinsResult(bins, "folder", rule, hist, [*not_images, *hist.bad])
