@@ -217,3 +217,24 @@ def test_ablations_are_one_flag_apart() -> None:
     full_soft, full_onehot = losses.ABLATIONS["full-soft"], losses.ABLATIONS["full-onehot"]
     assert full_soft.rebalance and not losses.ABLATIONS["class"].rebalance
     assert (full_soft.encoding, full_onehot.encoding) == ("soft", "onehot")
+
+
+def test_ce_on_encoded_targets_matches_dense_via_to_dense() -> None:
+    # the whole target path: soft / one-hot encoding of real ab onto the 313 reference bins,
+    # the sparse loss, and the dense -sum_q v Z log p computed from encode.to_dense
+    from colorcli.color import encode
+    from colorcli.color.bins import reference_bins
+
+    if not hasattr(encode, "to_dense"):  # until the encode helper's functions are committed
+        pytest.skip("colorcli.color.encode.to_dense not available yet")
+    torch.manual_seed(2)
+    bins = reference_bins()
+    ab = torch.rand(2, 2, 3, 4) * 120 - 60
+    logits = torch.randn(2, 313, 3, 4)
+    cw = torch.rand(313) + 0.5
+    for index, weight in (encode.soft_encode(ab, bins), encode.one_hot_encode(ab, bins)):
+        z = encode.to_dense(index, weight, 313)
+        v = cw[z.argmax(dim=1, keepdim=True)]
+        ref = (-(z * torch.log_softmax(logits, dim=1)).sum(1, keepdim=True) * v).mean()
+        got = losses.rebalanced_cross_entropy(logits, index, weight, class_weights=cw)
+        torch.testing.assert_close(got, ref)
