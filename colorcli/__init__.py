@@ -4,4 +4,18 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from colorcli.colorize import Colorizer
+
+__all__ = ["Colorizer", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: ``import colorcli`` (and ``colorcli --help``) must not import torch.
+    if name == "Colorizer":
+        from colorcli.colorize import Colorizer
+
+        return Colorizer
+    raise AttributeError(f"module 'colorcli' has no attribute {name!r}")

@@ -1,19 +1,36 @@
-"""Reading images: discovery of image files, decoding with EXIF orientation, mode handling.
+"""Reading and writing images: discovery, decoding with EXIF orientation, modes, bit depth,
+metadata, atomic writes.
 
 Everything a user can feed us goes through here, so every failure becomes a ``BadImage`` whose
 message names the file and the problem in one line.
+
+Two readers exist: the light ``open_image``/``read_rgb`` (float RGB for training and evaluation)
+and ``read_image``, which keeps everything needed to write a faithful output: native bit depth
+(8 or 16 bits; Pillow cannot hold 16-bit RGB, so 16-bit PNG/TIFF are decoded with OpenCV),
+alpha, format, EXIF and ICC profile. ``write_image`` writes through a hidden temporary file in
+the destination folder and ``os.replace``, so a reader never sees a partial file.
 """
 
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterable, Iterator
+import io
+import os
+import re
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from colorcli.errors import BadImage, UsageError
+from colorcli.errors import BadImage, ColorcliError, UsageError
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dib"}
@@ -35,22 +52,34 @@ def iter_folder_images(folder: Path) -> Iterator[Path]:
             yield p
 
 
-def find_images(inputs: Iterable[str | Path]) -> list[Path]:
-    """Expand files, folders (recursive) and glob patterns into a sorted, de-duplicated list.
+def _glob_base(pattern: str) -> Path:
+    """The longest leading part of a glob pattern without magic characters (a folder)."""
+    parts = Path(pattern).parts
+    base: list[str] = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        base.append(part)
+    return Path(*base) if base else Path(".")
 
-    A folder yields only files with image extensions; an explicitly named file is kept whatever
-    its extension (so that a bad file is reported rather than silently ignored). A missing path
-    that is not a matching glob raises UsageError.
+
+def find_images_with_roots(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
+    """Like ``find_images`` but each file comes with its path relative to the input it came from.
+
+    A folder argument gives paths relative to that folder (``photos/a/b.jpg`` from ``photos`` ->
+    ``a/b.jpg``), a glob gives paths relative to its non-magic leading folder, an explicit file
+    gives its bare name. Writers use this to keep the sub-folder layout in an output folder.
     """
-    seen: dict[Path, None] = {}
+    seen: dict[Path, Path] = {}
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             for f in iter_folder_images(p):
-                seen.setdefault(f, None)
+                seen.setdefault(f, f.relative_to(p))
         elif p.is_file():
-            seen.setdefault(p, None)
+            seen.setdefault(p, Path(p.name))
         elif glob.has_magic(str(item)):
+            base = _glob_base(str(item))
             matches = sorted(Path(m) for m in glob.glob(str(item), recursive=True))
             files = [m for m in matches if m.is_file() and is_image_path(m)]
             for m in matches:
@@ -59,44 +88,85 @@ def find_images(inputs: Iterable[str | Path]) -> list[Path]:
             if not files:
                 raise UsageError(f"{item}: no image files match this pattern")
             for f in files:
-                seen.setdefault(f, None)
+                try:
+                    rel = f.relative_to(base)
+                except ValueError:
+                    rel = Path(f.name)
+                seen.setdefault(f, rel)
         else:
             raise UsageError(f"{item}: no such file or folder")
-    return list(seen)
+    return list(seen.items())
 
 
-def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
-    """Open and fully decode ``path`` with Pillow, applying the EXIF orientation.
+def find_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """Expand files, folders (recursive) and glob patterns into a sorted, de-duplicated list.
 
-    ``max_pixels`` raises or lowers Pillow's decompression-bomb limit for this call (None keeps
-    Pillow's default guard). Raises BadImage naming the file for anything unreadable.
+    A folder yields only files with image extensions; an explicitly named file is kept whatever
+    its extension (so that a bad file is reported rather than silently ignored). A missing path
+    that is not a matching glob raises UsageError.
     """
-    path = Path(path)
+    return [f for f, _ in find_images_with_roots(inputs)]
+
+
+def _check_file(path: Path) -> None:
     try:
         if path.stat().st_size == 0:
             raise BadImage(f"{path}: empty file (0 bytes)")
     except FileNotFoundError as exc:
         raise BadImage(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise BadImage(f"{path}: is a folder, not an image") from exc
-    old_limit = Image.MAX_IMAGE_PIXELS
-    if max_pixels is not None:
-        Image.MAX_IMAGE_PIXELS = max_pixels
+    if path.is_dir():
+        raise BadImage(f"{path}: is a folder, not an image")
+
+
+# Image.MAX_IMAGE_PIXELS is process-global; it is switched off only under this lock, only for the
+# header read in Image.open, and our own check below replaces it (so threads cannot race on it).
+_GUARD_LOCK = threading.Lock()
+
+
+def default_max_pixels() -> int:
+    """The pixel count above which images are refused by default: where Pillow's own guard
+    raises DecompressionBombError (twice ``Image.MAX_IMAGE_PIXELS``, about 179 megapixels)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return 2 * int(limit) if limit else 2**62
+
+
+def _open_guarded(path: Path, max_pixels: int | None) -> Image.Image:
+    """Image.open (header only) with the decompression-bomb guard at ``max_pixels``."""
+    limit = default_max_pixels() if max_pixels is None else max_pixels
+    with _GUARD_LOCK:
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            raw = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+    n = raw.width * raw.height
+    if n > limit:
+        raw.close()
+        raise BadImage(
+            f"{path}: {raw.width}x{raw.height} ({n / 1e6:.0f} megapixels) is above the "
+            f"decompression-bomb guard of {limit / 1e6:.0f} megapixels; raise it with "
+            "--max-pixels if you trust this file"
+        )
+    return raw
+
+
+def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode ``path`` with Pillow, applying the EXIF orientation.
+
+    ``max_pixels`` is the largest pixel count accepted (the decompression-bomb guard; None keeps
+    Pillow's default limit). Raises BadImage naming the file for anything unreadable.
+    """
+    path = Path(path)
+    _check_file(path)
     try:
-        raw = Image.open(path)
+        raw = _open_guarded(path, max_pixels)
         raw.load()
         img = ImageOps.exif_transpose(raw)
-    except Image.DecompressionBombError as exc:
-        raise BadImage(
-            f"{path}: image is too large for the decompression-bomb guard ({exc}); "
-            "raise the limit with --max-pixels if you trust this file"
-        ) from exc
     except UnidentifiedImageError as exc:
         raise BadImage(f"{path}: not an image file (or a format Pillow cannot read)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise BadImage(f"{path}: cannot decode image ({exc})") from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = old_limit
     return img
 
 
@@ -148,3 +218,503 @@ def read_rgb(path: str | Path, max_side: int | None = None) -> np.ndarray:
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
             pass  # fall through to the full path, which reports the problem properly
     return pil_to_rgb_float(_shrink(open_image(path), max_side))
+
+
+# --------------------------------------------------------------------------------------------
+# Faithful reading and atomic writing (used by colorize)
+
+#: Pillow format name -> the extension used when writing that format.
+FORMAT_EXTENSIONS: dict[str, str] = {
+    "JPEG": ".jpg",
+    "PNG": ".png",
+    "TIFF": ".tif",
+    "WEBP": ".webp",
+    "BMP": ".bmp",
+}
+_EXTENSION_FORMATS: dict[str, str] = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".jpe": "JPEG",
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".dib": "BMP",
+}
+_ORIENTATION = 0x0112
+# Descriptive baseline-TIFF tags that may travel from a TIFF's IFD0 into an output's EXIF; the
+# structural ones (strips, sizes, compression...) describe the source file and must not.
+_TIFF_DESCRIPTIVE_TAGS = (270, 271, 272, 274, 305, 306, 315, 33432)
+_TIFF_WRITABLE_COMPRESSION = frozenset(
+    {"raw", "tiff_lzw", "tiff_deflate", "tiff_adobe_deflate", "packbits"}
+)
+TEMP_MARKER = ".colorcli-tmp"
+_TEMP_RE = re.compile(r"^\..*\.(\d+)-\d+" + re.escape(TEMP_MARKER))
+_temp_counter = iter(range(1, 2**62))
+_temp_lock = threading.Lock()
+
+
+def format_for_path(path: str | Path) -> str:
+    """Pillow format name for a file name's extension; UsageError for unknown extensions."""
+    ext = Path(path).suffix.lower()
+    try:
+        return _EXTENSION_FORMATS[ext]
+    except KeyError:
+        raise UsageError(
+            f"{path}: cannot tell the image format from the extension {ext!r} "
+            f"(use one of {', '.join(sorted(_EXTENSION_FORMATS))})"
+        ) from None
+
+
+def format_for_extension(suffix: str) -> str | None:
+    """Pillow format name for an extension such as ".JPG" (None when unknown)."""
+    return _EXTENSION_FORMATS.get(suffix.lower())
+
+
+@dataclass
+class DecodedImage:
+    """A decoded, upright image with everything needed to write a faithful output.
+
+    ``pixels``: ``(H, W)`` grayscale or ``(H, W, 3)`` RGB, ``uint8`` or ``uint16`` (the native
+    bit depth of the file). ``alpha``: ``(H, W)`` of the same dtype, or None. ``exif`` has its
+    orientation reset to 1 since the pixels are already rotated.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    format: str | None = None
+    mode: str = ""
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+    save_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.pixels.dtype == np.uint16 else 8
+
+    @property
+    def is_gray(self) -> bool:
+        return self.pixels.ndim == 2
+
+
+def orient_array(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to ``(H, W, ...)`` pixels, as ``ImageOps.exif_transpose``."""
+    if orientation == 2:
+        out = arr[:, ::-1]
+    elif orientation == 3:
+        out = arr[::-1, ::-1]
+    elif orientation == 4:
+        out = arr[::-1]
+    elif orientation == 5:
+        out = arr.swapaxes(0, 1)
+    elif orientation == 6:
+        out = np.rot90(arr, k=-1)
+    elif orientation == 7:
+        out = arr[::-1, ::-1].swapaxes(0, 1)
+    elif orientation == 8:
+        out = np.rot90(arr, k=1)
+    else:
+        return arr
+    return np.ascontiguousarray(out)
+
+
+def _exif_bytes(raw: Image.Image) -> bytes | None:
+    try:
+        exif = raw.getexif()
+    except Exception:  # a broken EXIF block must not cost the picture
+        return None
+    if raw.format == "TIFF":
+        kept = Image.Exif()
+        for tag in _TIFF_DESCRIPTIVE_TAGS:
+            if tag in exif:
+                kept[tag] = exif[tag]
+        exif = kept
+    if len(exif) == 0:
+        return None
+    original = exif.get(_ORIENTATION)
+    try:
+        if original is not None:
+            exif[_ORIENTATION] = 1  # the cached Exif object: restored below for exif_transpose
+        return exif.tobytes()
+    except Exception:
+        return None
+    finally:
+        if original is not None:
+            exif[_ORIENTATION] = original
+
+
+def _orientation(raw: Image.Image) -> int:
+    try:
+        return int(raw.getexif().get(_ORIENTATION, 1))
+    except Exception:
+        return 1
+
+
+def _save_options(raw: Image.Image) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    dpi = raw.info.get("dpi")
+    if dpi is not None:
+        opts["dpi"] = dpi
+    if raw.format == "TIFF":
+        comp = raw.info.get("compression")
+        opts["compression"] = comp if comp in _TIFF_WRITABLE_COMPRESSION else "tiff_lzw"
+    return opts
+
+
+def _is_high_depth(raw: Image.Image) -> bool:
+    """True for images Pillow would truncate or cannot hold: 16-bit RGB(A), 16/32-bit gray."""
+    if raw.mode.startswith("I;16") or raw.mode in ("I", "F"):
+        return True
+    for tile in getattr(raw, "tile", None) or []:
+        args = tile[3] if len(tile) > 3 else None
+        rawmode = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(rawmode, str) and re.search(r";16", rawmode):
+            return True
+    return False
+
+
+def _to_uint16(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint16:
+        return arr
+    if arr.dtype == np.uint8:
+        return arr.astype(np.uint16) * 257
+    if np.issubdtype(arr.dtype, np.floating):
+        return (np.clip(arr, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    return np.clip(arr, 0, 65535).astype(np.uint16)
+
+
+def _decode_high_depth(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """16-bit (and 32-bit gray) PNG/TIFF through OpenCV, which keeps every bit. RGB order."""
+    arr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise BadImage(f"{path}: cannot decode image (truncated or corrupt 16-bit file)")
+    arr = _to_uint16(arr)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 2:
+        return arr, None
+    channels = arr.shape[2]
+    if channels == 2:
+        return np.ascontiguousarray(arr[..., 0]), np.ascontiguousarray(arr[..., 1])
+    if channels == 3:
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB), None
+    return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB), np.ascontiguousarray(arr[..., 3])
+
+
+def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    """CMYK -> RGB through the file's own ICC profile when there is one (as image editors do),
+    else Pillow's naive conversion."""
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            out = ImageCms.profileToProfile(
+                img, src, ImageCms.createProfile("sRGB"), outputMode="RGB"
+            )
+            if out is not None:
+                return out
+        except Exception:
+            pass
+    return img.convert("RGB")
+
+
+def _pil_to_arrays(img: Image.Image, icc: bytes | None) -> tuple[np.ndarray, np.ndarray | None]:
+    mode = img.mode
+    if mode == "1":
+        img, mode = img.convert("L"), "L"
+    if mode == "L":
+        return np.asarray(img), None
+    if mode in ("LA", "La"):
+        la = np.asarray(img.convert("LA"))
+        return np.ascontiguousarray(la[..., 0]), np.ascontiguousarray(la[..., 1])
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in img.info
+        img = img.convert("RGBA" if has_alpha else "RGB")
+        mode = img.mode
+    if mode == "CMYK":
+        img, mode = _cmyk_to_rgb(img, icc), "RGB"
+    if mode in ("RGBA", "RGBa"):
+        rgba = np.asarray(img.convert("RGBA"))
+        return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
+    if mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img), None
+
+
+def read_image(path: str | Path, max_pixels: int | None = None) -> DecodedImage:
+    """Decode ``path`` upright (EXIF orientation applied) at its native bit depth.
+
+    Grayscale stays ``(H, W)``; palette, CMYK (through its ICC profile), YCbCr... become RGB;
+    alpha (RGBA, LA, palette transparency) is split off. 16-bit PNG/TIFF are read with OpenCV
+    since Pillow cannot hold 16-bit RGB. ``max_pixels`` is the decompression-bomb limit (None:
+    Pillow's default). Raises BadImage naming the file and the problem.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        raw = _open_guarded(path, max_pixels)
+        with raw:
+            high_depth = _is_high_depth(raw)  # before getexif(), which may decode a PNG
+            fmt = raw.format
+            icc = raw.info.get("icc_profile")
+            exif = _exif_bytes(raw)
+            opts = _save_options(raw)
+            mode = raw.mode
+            if high_depth:
+                orientation = _orientation(raw)
+                pixels, alpha = _decode_high_depth(path)
+                pixels = orient_array(pixels, orientation)
+                alpha = None if alpha is None else orient_array(alpha, orientation)
+                mode = f"{mode} (16-bit)"
+            else:
+                raw.load()
+                img = ImageOps.exif_transpose(raw)
+                pixels, alpha = _pil_to_arrays(img, icc)
+                del img
+    except UnidentifiedImageError as exc:
+        raise BadImage(f"{path}: not an image file (or a format Pillow cannot read)") from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, cv2.error) as exc:
+        raise BadImage(f"{path}: cannot decode image ({exc})") from exc
+    return DecodedImage(
+        pixels=pixels,
+        alpha=alpha,
+        format=fmt,
+        mode=mode,
+        exif=exif,
+        icc_profile=icc if isinstance(icc, bytes) and icc else None,
+        save_options=opts,
+    )
+
+
+def icc_color_space(profile: bytes | None) -> str | None:
+    """The data colour space signature of an ICC profile ("RGB", "GRAY", "CMYK"...), or None."""
+    if not profile or len(profile) < 20:
+        return None
+    return profile[16:20].decode("ascii", errors="replace").strip()
+
+
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    """uint16 -> uint8 with rounding (65535 -> 255); uint8 unchanged."""
+    if arr.dtype == np.uint8:
+        return arr
+    return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def temp_path_for(path: Path) -> Path:
+    """A hidden temporary name beside ``path`` (same folder, so ``os.replace`` is atomic), with
+    the same extension (encoders choose the format by it). Our pid is in the name so a later
+    run can tell a dead run's leftovers from a live one's."""
+    with _temp_lock:
+        n = next(_temp_counter)
+    return path.with_name(f".{path.stem}.{os.getpid()}-{n}{TEMP_MARKER}{path.suffix}")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a hidden temporary file beside ``path``, then rename it onto
+    ``path``. A failure (or a kill) never leaves a partial file under the final name."""
+    path = Path(path)
+    tmp = temp_path_for(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def clean_temp_files(folder: str | Path, max_age_s: float = 24 * 3600) -> int:
+    """Delete temporary files that a killed earlier run left below ``folder``; return how many.
+
+    A temp file is stale when the process named in it is gone (or, where that cannot be checked,
+    when it is older than ``max_age_s``); a concurrent live run's files are left alone.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    now = time.time()
+    for p in folder.rglob(f".*{TEMP_MARKER}*"):
+        m = _TEMP_RE.match(p.name)
+        if m is None or not p.is_file():
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid():
+            continue
+        stale = not _pid_alive(pid) or (now - p.stat().st_mtime > max_age_s and os.name == "nt")
+        if stale:
+            try:
+                p.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def _png_add_metadata(data: bytes, exif: bytes | None, icc: bytes | None) -> bytes:
+    """Insert iCCP and eXIf chunks right after IHDR of an encoded PNG (OpenCV writes neither)."""
+    ihdr_end = 8 + 8 + 13 + 4
+    extra = b""
+    if icc:
+        extra += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
+    if exif:
+        raw_exif = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+        extra += _png_chunk(b"eXIf", raw_exif)
+    return data[:ihdr_end] + extra + data[ihdr_end:]
+
+
+def write_image(
+    path: str | Path,
+    pixels: np.ndarray,
+    *,
+    alpha: np.ndarray | None = None,
+    format: str | None = None,
+    quality: int = 95,
+    exif: bytes | None = None,
+    icc_profile: bytes | None = None,
+    save_options: dict[str, Any] | None = None,
+) -> list[str]:
+    """Write ``(H, W, 3)`` RGB or ``(H, W)`` gray pixels (uint8 or uint16) atomically.
+
+    ``format`` is a Pillow format name (default: from the extension). 16-bit stays 16-bit in PNG
+    and TIFF (through OpenCV; PNG also gets the EXIF and ICC chunks); other formats get 8 bits.
+    Alpha is kept except in JPEG. Only RGB ICC profiles are attached (a source's CMYK or gray
+    profile would be wrong for RGB pixels). Returns notes on anything that could not be kept.
+    """
+    path = Path(path)
+    fmt = (format or format_for_path(path)).upper()
+    notes: list[str] = []
+    if alpha is not None and fmt == "JPEG":
+        alpha = None
+        notes.append("alpha dropped (JPEG has no transparency)")
+    if pixels.dtype == np.uint16 and fmt not in ("PNG", "TIFF"):
+        pixels = to_uint8(pixels)
+        alpha = None if alpha is None else to_uint8(alpha)
+        notes.append(f"reduced to 8 bits ({fmt} has no 16-bit mode)")
+    if alpha is not None and alpha.dtype != pixels.dtype:
+        alpha = _to_uint16(alpha) if pixels.dtype == np.uint16 else to_uint8(alpha)
+    want_icc = pixels.ndim == 3 and icc_color_space(icc_profile) == "RGB"
+    icc = icc_profile if want_icc else None
+    opts = dict(save_options or {})
+
+    if pixels.dtype == np.uint16:
+        data = _encode_high_depth(pixels, alpha, fmt, opts)
+        if fmt == "PNG":
+            data = _png_add_metadata(data, exif, icc)
+        elif exif or icc:
+            notes.append("EXIF/ICC not written (16-bit TIFF is written with OpenCV)")
+
+        def write(tmp: Path) -> None:
+            tmp.write_bytes(data)
+
+    else:
+        channels = [pixels] if alpha is None else [pixels, alpha]
+        if alpha is None:
+            img = Image.fromarray(pixels)
+        elif pixels.ndim == 2:
+            img = Image.fromarray(np.dstack(channels), "LA")
+        else:
+            img = Image.fromarray(np.dstack(channels), "RGBA")
+        kwargs: dict[str, Any] = {}
+        if fmt in ("JPEG", "WEBP"):
+            kwargs["quality"] = int(quality)
+        if fmt == "WEBP" and alpha is not None:
+            kwargs["exact"] = True  # keep the colour under transparent pixels
+        if fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+            if exif:
+                kwargs["exif"] = exif
+            if icc:
+                kwargs["icc_profile"] = icc
+        if "dpi" in opts and fmt in ("JPEG", "PNG", "TIFF", "BMP"):
+            kwargs["dpi"] = opts["dpi"]
+        if fmt == "TIFF":
+            kwargs["compression"] = opts.get("compression", "tiff_lzw")
+        if fmt == "BMP" and (exif or icc):
+            notes.append("EXIF/ICC not written (BMP cannot hold them)")
+
+        def write(tmp: Path) -> None:
+            img.save(tmp, format=fmt, **kwargs)
+
+    atomic_write(path, write)
+    return notes
+
+
+def _encode_high_depth(
+    pixels: np.ndarray, alpha: np.ndarray | None, fmt: str, opts: dict[str, Any]
+) -> bytes:
+    if pixels.ndim == 2:
+        arr = pixels if alpha is None else cv2.merge([pixels, pixels, pixels, alpha])
+    elif alpha is None:
+        arr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    else:
+        arr = cv2.merge([pixels[..., 2], pixels[..., 1], pixels[..., 0], alpha])
+    params: list[int] = []
+    if fmt == "TIFF":
+        comp = {"raw": 1, "packbits": 32773, "tiff_lzw": 5}.get(opts.get("compression", ""), 5)
+        params = [cv2.IMWRITE_TIFF_COMPRESSION, comp]
+    ok, buf = cv2.imencode(".png" if fmt == "PNG" else ".tif", arr, params)
+    if not ok:
+        raise ColorcliError(f"OpenCV could not encode a 16-bit {fmt} image")
+    return bytes(buf)
+
+
+def decoded_from_array(array: np.ndarray) -> DecodedImage:
+    """Wrap an in-memory array as a DecodedImage: ``(H, W)``, ``(H, W, 1|2|3|4)`` (gray, gray +
+    alpha, RGB, RGBA); uint8 and uint16 kept, bool -> uint8, float taken in [0, 1] -> uint16."""
+    arr = np.asarray(array)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif np.issubdtype(arr.dtype, np.floating):
+        arr = _to_uint16(arr)
+    elif arr.dtype not in (np.uint8, np.uint16):
+        raise UsageError(f"image arrays must be uint8, uint16 or float in [0, 1], got {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 2:
+        return DecodedImage(np.ascontiguousarray(arr), mode="array")
+    if arr.ndim != 3 or arr.shape[2] not in (2, 3, 4):
+        raise UsageError(f"image arrays must be (H, W) or (H, W, 1-4), got shape {arr.shape}")
+    if arr.shape[2] == 2:
+        return DecodedImage(
+            np.ascontiguousarray(arr[..., 0]), np.ascontiguousarray(arr[..., 1]), mode="array"
+        )
+    alpha = np.ascontiguousarray(arr[..., 3]) if arr.shape[2] == 4 else None
+    return DecodedImage(np.ascontiguousarray(arr[..., :3]), alpha, mode="array")
+
+
+def decoded_from_pil(img: Image.Image) -> DecodedImage:
+    """Wrap an in-memory Pillow image (EXIF orientation applied) as a DecodedImage."""
+    upright = ImageOps.exif_transpose(img)
+    if upright.mode.startswith("I;16") or upright.mode in ("I", "F"):
+        pixels = _to_uint16(np.asarray(upright))
+        return DecodedImage(pixels, mode=img.mode, format=img.format)
+    pixels, alpha = _pil_to_arrays(upright, img.info.get("icc_profile"))
+    return DecodedImage(pixels, alpha, format=img.format, mode=img.mode)

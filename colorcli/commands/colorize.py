@@ -1,12 +1,324 @@
-"""`colorcli colorize` (not built yet)."""
+"""`colorcli colorize`: colorize files, folders and globs at full resolution."""
 
 from __future__ import annotations
 
-from colorcli.commands._common import handle_errors
-from colorcli.errors import NotAvailable
+import os
+import time
+from collections import Counter
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from colorcli.commands._common import (
+    console,
+    err_console,
+    error_line,
+    escape,
+    handle_errors,
+    make_progress,
+    warn_line,
+)
+
+if TYPE_CHECKING:
+    from colorcli.colorize import ColorizeConfig, Plan, Summary
+
+
+class FormatChoice(str, Enum):
+    keep = "keep"
+    jpeg = "jpeg"
+    png = "png"
+    tiff = "tiff"
+    webp = "webp"
+    bmp = "bmp"
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+_HELP = (
+    "Colorize black-and-white photos (files, folders, glob patterns) at full resolution.\n\n"
+    "Folders are searched recursively and their sub-folder layout is kept in OUT_DIR. Each "
+    "output has the input's size, format, bit depth (16-bit PNG/TIFF stay 16-bit), alpha, EXIF "
+    "and ICC profile. Only the lightness (L) of each input is used: the network predicts the "
+    "colour at --size x --size and that colour is laid under the ORIGINAL full-resolution L, so "
+    "every detail survives. Colour photos given as input are recolorized from their L (their "
+    "own colours are discarded).\n\n"
+    "Existing outputs are skipped, so an interrupted batch resumes when you run the same "
+    "command again (--overwrite redoes them). Outputs are written atomically: a killed run "
+    "never leaves a half-written file. Unreadable files are reported, one line each, and the "
+    "batch goes on; the exit code is 0 when every file succeeded, 1 when any failed, 2 for "
+    "usage errors.\n\n"
+    "[bold]Old photos[/]: grayscale files and uniformly tinted scans (sepia, selenium, "
+    "cyanotype) are detected as legacy scans; --legacy treats every input as one (for stained "
+    "or hand-tinted scans the detector misses). A scan's tint is discarded: it is colorized "
+    "from its luminance. For legacy scans you can also restore that luminance, which changes "
+    "the output's tones: --denoise for film grain and scanner noise (runs first), --clahe for "
+    "faded, low-contrast prints. Example: colorcli colorize scans/ --legacy --denoise --clahe"
+)
 
 
 @handle_errors
-def command() -> None:
-    """Colorize black-and-white photos (files, folders, globs) at full resolution."""
-    raise NotAvailable("'colorcli colorize' is not available yet")
+def command(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, folders (searched recursively) and glob patterns "
+            "('scans/**/*.tif').",
+            show_default=False,
+        ),
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out-dir", "-o", help="Folder for the results (created if needed)."),
+    ] = Path("colorized"),
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model: a model file, hf://owner/repo[@revision]/file (through the Hugging "
+            "Face cache; HF_HUB_OFFLINE=1 works once cached), or 'default' (the shipped model).",
+            show_default=False,
+        ),
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            help="Side of the square network input in pixels (default: the model file's, "
+            "usually 256). Larger can give finer colour regions, slower.",
+            show_default=False,
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            help="Annealed-mean temperature T for classification models (default: the model "
+            "file's, usually 0.38). Lower is more vivid (1 = plain mean, duller; ~0 = the most "
+            "likely colour, blotchy).",
+            show_default=False,
+        ),
+    ] = None,
+    saturation: Annotated[
+        float,
+        typer.Option(help="Multiply the predicted colour (ab) by this; 0 gives gray, >1 vivid."),
+    ] = 1.0,
+    legacy: Annotated[
+        bool | None,
+        typer.Option(
+            "--legacy/--no-legacy",
+            help="Treat every input as an old monochrome scan (--legacy) or none (--no-legacy). "
+            "Default: auto-detect grayscale and uniformly tinted files.",
+            show_default=False,
+        ),
+    ] = None,
+    clahe: Annotated[
+        bool,
+        typer.Option(
+            "--clahe",
+            help="Legacy scans: restore contrast of faded, flat prints with CLAHE on L "
+            "(OpenCV, 8x8 tiles, see --clahe-clip). Changes the output's tones.",
+        ),
+    ] = False,
+    clahe_clip: Annotated[
+        float, typer.Option(help="CLAHE clip limit: 1 nearly off, 2 moderate, 4 strong.")
+    ] = 2.0,
+    denoise: Annotated[
+        bool,
+        typer.Option(
+            "--denoise",
+            help="Legacy scans: remove film grain and scanner noise from L with OpenCV "
+            "non-local means (slow on large scans: tens of seconds at 24 megapixels).",
+        ),
+    ] = False,
+    denoise_strength: Annotated[
+        float,
+        typer.Option(
+            help="Non-local means strength h in 8-bit levels: 3 light, 7 moderate grain, 12+ "
+            "heavy (smears fine detail)."
+        ),
+    ] = 7.0,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare",
+            help="Also write NAME.compare.jpg: input | output side by side (at most 2048 px wide).",
+        ),
+    ] = False,
+    format: Annotated[
+        FormatChoice,
+        typer.Option(
+            "--format", "-f", help="Output format ('keep': the input's own format and extension)."
+        ),
+    ] = FormatChoice.keep,
+    quality: Annotated[int, typer.Option(help="JPEG/WebP quality (1-100).", min=1, max=100)] = 95,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Redo outputs that already exist.")
+    ] = False,
+    device: Annotated[
+        DeviceChoice, typer.Option(help="Where the model runs (auto: cuda > mps > cpu).")
+    ] = DeviceChoice.auto,
+    batch_size: Annotated[int, typer.Option(help="Images per network call.", min=1)] = 4,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Threads for decoding and for encoding (each); default: CPU count, at most 4.",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
+    half: Annotated[
+        bool | None,
+        typer.Option(
+            "--half/--no-half",
+            help="Half-precision inference (default: on with CUDA, off elsewhere).",
+            show_default=False,
+        ),
+    ] = None,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(
+            help="Largest image accepted, in pixels (decompression-bomb guard; default about "
+            "179 million, Pillow's). Raise it only for files you trust.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    from colorcli.colorize import ColorizeConfig, ColorSettings
+
+    settings = ColorSettings(
+        size=size,
+        temperature=temperature,
+        saturation=saturation,
+        legacy="auto" if legacy is None else ("on" if legacy else "off"),
+        clahe=clahe,
+        clahe_clip=clahe_clip,
+        denoise=denoise,
+        denoise_strength=denoise_strength,
+    )
+    config = ColorizeConfig(
+        inputs=tuple(inputs),
+        out_dir=out_dir,
+        model=model,
+        device=device.value,
+        batch_size=batch_size,
+        workers=workers or max(1, min(4, os.cpu_count() or 1)),
+        format=None if format is FormatChoice.keep else format.value.upper(),
+        quality=quality,
+        overwrite=overwrite,
+        compare=compare,
+        max_pixels=max_pixels,
+        half=half,
+        settings=settings,
+    )
+    summary = _run(config)
+    _render(summary, config)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+command.__doc__ = _HELP
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
+
+
+def _run(config: ColorizeConfig) -> Summary:
+    from colorcli.colorize import (
+        Colorizer,
+        FileResult,
+        Summary,
+        colorize_jobs,
+        plan_colorize,
+    )
+
+    _quiet_libraries()
+    start = time.perf_counter()
+    plan = plan_colorize(config)
+    _announce(plan)
+    summary = Summary()
+    todo = len(plan.todo)
+    if not todo:  # nothing to compute: do not even load the model
+        for job in plan.jobs:
+            summary.add(FileResult(job.source, job.output, job.status, job.message))
+            if job.status == "failed":
+                error_line(job.message)
+    else:
+        colorizer = Colorizer.load(config.model, config.device, config.settings, half=config.half)
+        err_console.print(
+            f"Colorizing {todo} image{'s' if todo != 1 else ''} with "
+            f"{escape(colorizer.name)} on {colorizer.device} "
+            f"(network input {colorizer.size}x{colorizer.size}) into {escape(str(plan.out_dir))}",
+            highlight=False,
+        )
+        with make_progress() as progress:
+            task = progress.add_task("colorize", total=todo, status="")
+            for result in colorize_jobs(plan.jobs, colorizer, config):
+                summary.add(result)
+                if result.status == "failed":
+                    error_line(result.message)
+                if result.status != "skipped":
+                    progress.update(task, advance=1, status=escape(result.source.name))
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _announce(plan: Plan) -> None:
+    skipped = sum(j.status == "skipped" for j in plan.jobs)
+    if skipped:
+        err_console.print(
+            f"{skipped} output{'s' if skipped != 1 else ''} already exist: skipped "
+            "(--overwrite redoes them)",
+            highlight=False,
+        )
+    if plan.excluded_in_out_dir:
+        err_console.print(
+            f"{plan.excluded_in_out_dir} file(s) inside the output folder were left out "
+            "(earlier outputs are never inputs)",
+            highlight=False,
+        )
+    if plan.stale_temp_removed:
+        err_console.print(
+            f"removed {plan.stale_temp_removed} temporary file(s) left by an interrupted run",
+            highlight=False,
+        )
+
+
+def _render(summary: Summary, config: ColorizeConfig) -> None:
+    from rich.table import Table
+
+    notes = Counter(n for r in summary.results for n in r.notes)
+    for note, n in sorted(notes.items()):
+        warn_line(f"{n} file{'s' if n != 1 else ''}: {note}")
+    s = config.settings
+    if (s.clahe or s.denoise) and s.legacy == "auto":
+        plain = summary.done - summary.legacy
+        if plain:
+            warn_line(
+                f"{plain} image(s) were not detected as legacy scans, so --clahe/--denoise did "
+                "not touch them (add --legacy to restore every input)"
+            )
+    table = Table(title="colorize", show_header=True, header_style="bold")
+    for col in ("done", "skipped", "failed", "legacy scans", "time", "images/s"):
+        table.add_column(col, justify="right")
+    rate = summary.done / summary.seconds if summary.seconds > 0 and summary.done else 0.0
+    table.add_row(
+        str(summary.done),
+        str(summary.skipped),
+        f"[red]{summary.failed}[/]" if summary.failed else "0",
+        str(summary.legacy),
+        f"{summary.seconds:.1f} s",
+        f"{rate:.2f}" if summary.done else "-",
+    )
+    console.print(table)

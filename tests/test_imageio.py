@@ -1,0 +1,304 @@
+"""imageio: discovery, faithful decoding (modes, 16-bit, orientation, metadata), atomic writes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageOps
+
+from colorcli import imageio
+from colorcli.errors import BadImage, UsageError
+from colorcli.imageio import (
+    clean_temp_files,
+    decoded_from_array,
+    decoded_from_pil,
+    find_images,
+    find_images_with_roots,
+    orient_array,
+    read_image,
+    write_image,
+)
+
+RNG = np.random.default_rng(1)
+
+
+def _rgb(h: int = 12, w: int = 17) -> np.ndarray:
+    return RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _smooth(h: int = 24, w: int = 32) -> np.ndarray:
+    """A smooth colour picture (lossy codecs keep it within a few levels)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    r = 128 + 100 * np.sin(x / w * 3)
+    g = 40 + 180 * y / h
+    b = 200 - 150 * (x + y) / (h + w)
+    return np.clip(np.dstack([r, g, b]), 0, 255).astype(np.uint8)
+
+
+def _exif(orientation: int) -> bytes:
+    ex = Image.Exif()
+    ex[0x0112] = orientation
+    ex[0x010F] = "TestCam"
+    return ex.tobytes()
+
+
+# ---------------------------------------------------------------------------- discovery
+
+
+def test_find_images_roots(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / ".hidden").mkdir()
+    for p in ("a/x.jpg", "a/b/y.PNG", "a/.hidden/z.jpg", "a/notes.txt", "c.tif"):
+        (tmp_path / p).write_bytes(b"x")
+    got = dict(find_images_with_roots([tmp_path / "a", tmp_path / "c.tif"]))
+    assert got == {
+        tmp_path / "a" / "b" / "y.PNG": Path("b/y.PNG"),
+        tmp_path / "a" / "x.jpg": Path("x.jpg"),
+        tmp_path / "c.tif": Path("c.tif"),
+    }
+    globbed = dict(find_images_with_roots([str(tmp_path / "a" / "**" / "*.PNG")]))
+    assert globbed == {tmp_path / "a" / "b" / "y.PNG": Path("b/y.PNG")}
+    assert find_images([tmp_path / "c.tif", tmp_path / "c.tif"]) == [tmp_path / "c.tif"]
+    with pytest.raises(UsageError, match="no such file"):
+        find_images([tmp_path / "missing.jpg"])
+    with pytest.raises(UsageError, match="no image files match"):
+        find_images([str(tmp_path / "*.webp")])
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _cases(tmp_path: Path) -> list[tuple[str, Path, np.ndarray, np.ndarray | None, bool]]:
+    """(name, file, expected pixels, expected alpha, lossless) for every format and mode."""
+    rgb = _smooth()
+    gray = rgb[..., 1].copy()
+    alpha = RNG.integers(0, 256, gray.shape, dtype=np.uint8)
+    cases: list[tuple[str, Path, np.ndarray, np.ndarray | None, bool]] = []
+
+    def save(
+        name: str, img: Image.Image, px: np.ndarray, a: np.ndarray | None, **kw: object
+    ) -> None:
+        path = tmp_path / name
+        img.save(path, **kw)  # type: ignore[arg-type]
+        lossless = path.suffix not in (".jpg", ".webp") or bool(kw.get("lossless"))
+        cases.append((name, path, px, a, lossless))
+
+    rgba = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    for ext in ("png", "tif", "bmp", "jpg", "webp"):
+        save(f"rgb.{ext}", Image.fromarray(rgb), rgb, None)
+        # WebP has no grayscale mode: it stores (and decodes) RGB
+        gray_px = np.repeat(gray[..., None], 3, axis=2) if ext == "webp" else gray
+        save(f"gray.{ext}", Image.fromarray(gray), gray_px, None)
+    for ext in ("png", "tif", "webp"):
+        save(
+            f"rgba.{ext}",
+            rgba,
+            rgb,
+            alpha,
+            **({"lossless": True, "exact": True} if ext == "webp" else {}),
+        )
+    save("la.png", Image.fromarray(np.dstack([gray, alpha]), "LA"), gray, alpha)
+    pal = Image.fromarray(rgb).quantize(16)
+    save("pal.png", pal, np.asarray(pal.convert("RGB")), None)
+    pal_t = pal.copy()
+    pal_t.info["transparency"] = 0
+    idx = np.asarray(pal)
+    save(
+        "pal_t.png",
+        pal_t,
+        np.asarray(pal.convert("RGB")),
+        np.where(idx == 0, 0, 255).astype(np.uint8),
+        transparency=0,
+    )
+    cmyk = Image.fromarray(rgb).convert("CMYK")
+    save("cmyk.jpg", cmyk, np.asarray(cmyk.convert("RGB")), None)
+    save("cmyk.tif", cmyk, np.asarray(cmyk.convert("RGB")), None)
+    return cases
+
+
+def test_read_every_format_and_mode(tmp_path: Path) -> None:
+    for name, path, px, alpha, lossless in _cases(tmp_path):
+        d = read_image(path)
+        assert d.pixels.dtype == np.uint8 and d.bit_depth == 8, name
+        assert d.pixels.shape == px.shape, name
+        if lossless:
+            np.testing.assert_array_equal(d.pixels, px, err_msg=name)
+        else:
+            assert np.abs(d.pixels.astype(int) - px).mean() < 4, name
+        if alpha is None:
+            assert d.alpha is None, name
+        else:
+            assert d.alpha is not None, name
+            np.testing.assert_array_equal(d.alpha, alpha, err_msg=name)
+        assert d.format in ("PNG", "TIFF", "BMP", "JPEG", "WEBP"), name
+
+
+def test_read_16bit_png_and_tiff(tmp_path: Path) -> None:
+    rgb16 = RNG.integers(0, 65536, (9, 13, 3), dtype=np.uint16)
+    gray16 = rgb16[..., 1].copy()
+    for ext in ("png", "tif"):
+        cv2.imwrite(str(tmp_path / f"c.{ext}"), cv2.cvtColor(rgb16, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(tmp_path / f"g.{ext}"), gray16)
+        d = read_image(tmp_path / f"c.{ext}")
+        assert d.bit_depth == 16
+        np.testing.assert_array_equal(d.pixels, rgb16)
+        g = read_image(tmp_path / f"g.{ext}")
+        assert g.is_gray and g.bit_depth == 16
+        np.testing.assert_array_equal(g.pixels, gray16)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_matches_pillow(tmp_path: Path, orientation: int) -> None:
+    rgb = _rgb(5, 8)
+    path = tmp_path / "o.png"
+    Image.fromarray(rgb).save(path, exif=_exif(orientation))
+    ref = np.asarray(ImageOps.exif_transpose(Image.open(path)))
+    np.testing.assert_array_equal(orient_array(rgb, orientation), ref)
+    d = read_image(path)
+    np.testing.assert_array_equal(d.pixels, ref)
+    assert d.exif is not None
+    ex = Image.Exif()
+    ex.load(d.exif)
+    assert ex[0x0112] == 1 and ex[0x010F] == "TestCam"
+
+
+def test_orientation_16bit(tmp_path: Path) -> None:
+    rgb16 = RNG.integers(0, 65536, (6, 10, 3), dtype=np.uint16)
+    write_image(tmp_path / "o.png", rgb16, exif=_exif(6))
+    d = read_image(tmp_path / "o.png")
+    assert d.bit_depth == 16 and d.pixels.shape == (10, 6, 3)
+    np.testing.assert_array_equal(d.pixels, np.rot90(rgb16, k=-1))
+
+
+@pytest.mark.parametrize("kind", ["zero", "truncated", "text", "folder"])
+def test_bad_files(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "bad.jpg"
+    if kind == "zero":
+        path.write_bytes(b"")
+        expect = "empty file"
+    elif kind == "truncated":
+        Image.fromarray(_rgb(64, 64)).save(tmp_path / "ok.jpg", quality=90)
+        path.write_bytes((tmp_path / "ok.jpg").read_bytes()[:600])
+        expect = "cannot decode"
+    elif kind == "text":
+        path.write_text("this is not a picture\n")
+        expect = "not an image"
+    else:
+        path.mkdir()
+        expect = "folder"
+    with pytest.raises(BadImage, match=expect) as info:
+        read_image(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_decompression_bomb_guard(tmp_path: Path) -> None:
+    Image.fromarray(_rgb(40, 50)).save(tmp_path / "big.png")
+    with pytest.raises(BadImage, match="--max-pixels"):
+        read_image(tmp_path / "big.png", max_pixels=1999)
+    assert read_image(tmp_path / "big.png", max_pixels=2000).pixels.shape == (40, 50, 3)
+    default = Image.MAX_IMAGE_PIXELS
+    assert imageio.default_max_pixels() == 2 * default  # the guard is on by default
+    with pytest.raises(BadImage, match="--max-pixels"):
+        imageio.open_image(tmp_path / "big.png", max_pixels=100)
+    assert default == Image.MAX_IMAGE_PIXELS
+
+
+def test_in_memory_wrappers() -> None:
+    rgba = RNG.integers(0, 256, (4, 5, 4), dtype=np.uint8)
+    d = decoded_from_array(rgba)
+    assert d.pixels.shape == (4, 5, 3) and d.alpha is not None
+    f = decoded_from_array(np.full((3, 3), 0.5, dtype=np.float64))
+    assert f.bit_depth == 16 and int(f.pixels[0, 0]) == 32768
+    with pytest.raises(UsageError):
+        decoded_from_array(np.zeros((3, 3), dtype=np.int64))
+    img = Image.fromarray(rgba[..., :3])
+    img.info["exif"] = _exif(8)
+    img.getexif()[0x0112] = 8
+    assert decoded_from_pil(img).pixels.shape == (5, 4, 3)
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def test_write_roundtrip_metadata(tmp_path: Path) -> None:
+    rgb = _rgb()
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for ext in ("jpg", "png", "tif", "webp"):
+        out = tmp_path / f"o.{ext}"
+        notes = write_image(
+            out, rgb, exif=_exif(1), icc_profile=srgb, save_options={"dpi": (300, 300)}
+        )
+        assert notes == []
+        back = Image.open(out)
+        assert back.info.get("icc_profile") == srgb, ext
+        assert back.getexif().get(0x010F) == "TestCam", ext
+    # a CMYK profile must not be attached to RGB pixels; JPEG has no alpha
+    cmyk_like = bytearray(srgb)
+    cmyk_like[16:20] = b"CMYK"
+    notes = write_image(tmp_path / "a.jpg", rgb, alpha=rgb[..., 0], icc_profile=bytes(cmyk_like))
+    assert "icc_profile" not in Image.open(tmp_path / "a.jpg").info
+    assert any("alpha" in n for n in notes)
+
+
+def test_write_16bit(tmp_path: Path) -> None:
+    rgb16 = RNG.integers(0, 65536, (7, 9, 3), dtype=np.uint16)
+    alpha16 = RNG.integers(0, 65536, (7, 9), dtype=np.uint16)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    write_image(tmp_path / "o.png", rgb16, alpha=alpha16, exif=_exif(1), icc_profile=srgb)
+    back = cv2.imread(str(tmp_path / "o.png"), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back[..., 2::-1], rgb16)
+    np.testing.assert_array_equal(back[..., 3], alpha16)
+    info = Image.open(tmp_path / "o.png")
+    assert info.info.get("icc_profile") == srgb and info.getexif().get(0x010F) == "TestCam"
+    write_image(tmp_path / "o.tif", rgb16)
+    np.testing.assert_array_equal(read_image(tmp_path / "o.tif").pixels, rgb16)
+    notes = write_image(tmp_path / "o.jpg", rgb16)
+    assert any("8 bits" in n for n in notes)
+    assert read_image(tmp_path / "o.jpg").bit_depth == 8
+
+
+def test_atomic_write_failure_leaves_nothing(tmp_path: Path) -> None:
+    final = tmp_path / "out.png"
+
+    def crash(tmp: Path) -> None:
+        tmp.write_bytes(b"half an image")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        imageio.atomic_write(final, crash)
+    assert list(tmp_path.iterdir()) == []
+    final.write_bytes(b"old")
+
+    def boom(tmp: Path) -> None:
+        tmp.write_bytes(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        imageio.atomic_write(final, boom)
+    assert final.read_bytes() == b"old" and list(tmp_path.iterdir()) == [final]
+
+
+def test_clean_temp_files(tmp_path: Path) -> None:
+    # a pid that is certainly dead: a child that has exited and been reaped
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    (tmp_path / "sub").mkdir()
+    stale = tmp_path / "sub" / f".x.{dead_pid}-1{imageio.TEMP_MARKER}.jpg"
+    mine = tmp_path / f".y.{os.getpid()}-1{imageio.TEMP_MARKER}.jpg"
+    other = tmp_path / ".z.jpg"
+    for p in (stale, mine, other):
+        p.write_bytes(b"x")
+    assert clean_temp_files(tmp_path) == 1
+    assert not stale.exists() and mine.exists() and other.exists()
