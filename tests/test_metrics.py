@@ -116,7 +116,7 @@ def test_rebalanced_weights_count_rare_colours_up() -> None:
     # (distance 50*sqrt(2) = 70.7, correct from t = 71 on).
     true = torch.tensor([[0.0, 0.0, 0.0, 50.0], [0.0, 0.0, 0.0, 50.0]]).reshape(1, 2, 1, 4)
     pred = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]).reshape(1, 2, 1, 4)
-    w = metrics.pixel_weights_from_index(_nearest(true, bins), metrics.bin_weights_lambda0(prior))
+    w = metrics.rebalanced_pixel_weights(true, bins, prior)
     np.testing.assert_allclose(w.numpy().ravel(), [2 / 3, 2 / 3, 2 / 3, 2.0])
     plain = metrics.auc(pred, true)
     rebal = metrics.auc(pred, true, w)
@@ -181,3 +181,16 @@ def test_is_grayscale_ab() -> None:
     assert metrics.is_grayscale_ab(np.full((2, 3, 3), 2.0))
     with pytest.raises(ValueError):
         metrics.is_grayscale_ab(torch.zeros(3, 4, 4))
+
+
+def test_rebalanced_pixel_weights_match_brute_force_on_reference_bins() -> None:
+    bins = reference_bins()
+    g = np.random.default_rng(2)
+    prior = g.random(len(bins)) + 0.01
+    prior /= prior.sum()
+    ab = torch.from_numpy(g.uniform(-80, 80, size=(2, 2, 4, 5)))
+    w = metrics.rebalanced_pixel_weights(ab, bins, prior)
+    brute = metrics.pixel_weights_from_index(_nearest(ab, bins), metrics.bin_weights_lambda0(prior))
+    torch.testing.assert_close(w, brute)
+    with pytest.raises(ValueError, match="does not match"):
+        metrics.rebalanced_pixel_weights(ab, bins, prior[:-1])

@@ -1,12 +1,180 @@
-"""`colorcli eval` (not built yet)."""
+"""`colorcli eval`: AuC (plain and rebalanced), PSNR, SSIM and colourfulness of colorizers and
+baselines over a folder of colour photos, with a table on the terminal and a report folder."""
 
 from __future__ import annotations
 
-from colorcli.commands._common import handle_errors
-from colorcli.errors import NotAvailable
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from colorcli.commands._common import (
+    console,
+    escape,
+    handle_errors,
+    make_progress,
+    warn_line,
+)
+
+if TYPE_CHECKING:
+    from colorcli.evaluate import EvalReport
+
+
+class MetricChoice(str, Enum):
+    auc = "auc"
+    psnr = "psnr"
+    ssim = "ssim"
+    colorfulness = "colorfulness"
+    all = "all"
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
 
 
 @handle_errors
-def command() -> None:
+def command(
+    data_dir: Annotated[
+        Path, typer.Argument(help="Folder of colour photos to evaluate on (searched recursively).")
+    ],
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model to evaluate: a model file, hf://owner/repo/file, 'default', or a "
+            "baseline name (gray, random, ground-truth). Repeat to compare several.",
+        ),
+    ] = None,
+    metric: Annotated[
+        list[MetricChoice] | None,
+        typer.Option(
+            "--metric",
+            help="Metric to compute (repeat for several; default: all).",
+            show_default=False,
+        ),
+    ] = None,
+    size: Annotated[
+        int, typer.Option(help="Images are resized to SIZE x SIZE, predicted and compared there.")
+    ] = 256,
+    full_res: Annotated[
+        bool,
+        typer.Option(
+            "--full-res",
+            help="Also compute every metric at full resolution (original L, ab upsampled).",
+        ),
+    ] = False,
+    prior: Annotated[
+        Path | None,
+        typer.Option(
+            help="A 'colorcli rebalance' output file giving the prior for the rebalanced AuC "
+            "(default: the prior of the evaluation set itself)."
+        ),
+    ] = None,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines",
+            help="Include the gray, random and ground-truth baselines.",
+        ),
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the random baseline's image pairing.")] = 0,
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for results.json, results.csv, auc_curve.png and contact_sheet.png."
+        ),
+    ] = Path("eval-results"),
+    device: Annotated[
+        DeviceChoice, typer.Option(help="Device for the models (auto: cuda > mps > cpu).")
+    ] = DeviceChoice.auto,
+    limit: Annotated[
+        int | None, typer.Option(help="Evaluate only the first N images (sorted by path).")
+    ] = None,
+) -> None:
     """Evaluate colorizers and baselines: AuC (plain and rebalanced), PSNR, SSIM, colourfulness."""
-    raise NotAvailable("'colorcli eval' is not available yet")
+    from colorcli.evaluate import ALL_METRICS, EvalConfig, EvalProgress, evaluate
+
+    chosen = [m.value for m in (metric or [MetricChoice.all])]
+    metrics = ALL_METRICS if "all" in chosen else tuple(m for m in ALL_METRICS if m in chosen)
+    config = EvalConfig(
+        data_dir=data_dir,
+        models=tuple(model or ()),
+        metrics=metrics,
+        size=size,
+        full_res=full_res,
+        prior=prior,
+        seed=seed,
+        out_dir=out,
+        baselines=baselines,
+        device=None if device is DeviceChoice.auto else device.value,
+        limit=limit,
+    )
+    with make_progress(transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_image(ev: EvalProgress) -> None:
+            label = "reading" if ev.phase == "scan" else "evaluating"
+            if ev.phase not in tasks:
+                tasks[ev.phase] = progress.add_task(label, total=ev.total, status="")
+            progress.update(tasks[ev.phase], completed=ev.done, status=ev.path.name)
+
+        report = evaluate(config, on_image=on_image)
+    render(report)
+
+
+def _fmt(metric: str, mean: float, std: float) -> str:
+    if mean != mean:  # NaN: no values
+        return "-"
+    if mean == float("inf"):
+        return "inf"
+    digits = 3 if metric.startswith("ssim") else 1
+    return f"{mean:.{digits}f}±{std:.{digits}f}"
+
+
+def _table(report: EvalReport, metric_names: list[str], title: str) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    from colorcli.evaluate import METRIC_LABELS
+
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    table.add_column("model", overflow="fold", min_width=12)
+    for m in metric_names:
+        base = m.removesuffix("_full")
+        table.add_column(METRIC_LABELS.get(base, base), justify="right", no_wrap=True)
+    table.add_column("n", justify="right")
+    for row in report.models:
+        stats = report.aggregates[row.name]
+        n = max((stats[m].n for m in metric_names), default=0)
+        cells = [_fmt(m, stats[m].mean, stats[m].std) for m in metric_names]
+        table.add_row(escape(row.name), *cells, str(n))
+    return table
+
+
+def render(report: EvalReport) -> None:
+    """The comparison table(s), counts, prior source, skipped files and output files."""
+    size = report.config.size
+    at_size = [m for m in report.metric_names if not m.endswith("_full")]
+    full = [m for m in report.metric_names if m.endswith("_full")]
+    console.print(_table(report, at_size, f"at {size}x{size} px (mean±std over images)"))
+    if full:
+        console.print(_table(report, full, "at full resolution (mean±std over images)"))
+    console.print(
+        f"{report.n_evaluated} images evaluated of {report.n_files} files in "
+        f"{escape(str(report.config.data_dir))}; {report.n_gray} grayscale images excluded "
+        f"from AuC; {len(report.failed)} unreadable (skipped).",
+        highlight=False,
+    )
+    if any(m.startswith("auc_rebal") for m in report.metric_names):
+        console.print(f"Rebalanced AuC prior: {escape(report.prior_source)}", highlight=False)
+    for path, msg in report.failed[:10]:
+        warn_line(f"skipped {msg}" if str(path) in msg else f"skipped {path}: {msg}")
+    if len(report.failed) > 10:
+        warn_line(f"... and {len(report.failed) - 10} more unreadable files (see results.json)")
+    for name, path in report.outputs.items():
+        console.print(f"wrote {name}: {escape(str(path))}", highlight=False)
