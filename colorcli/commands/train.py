@@ -1,12 +1,355 @@
-"""`colorcli train` (not built yet)."""
+"""`colorcli train`: options -> TrainConfig -> colorcli.training.train/resume -> progress bar."""
 
 from __future__ import annotations
 
-from colorcli.commands._common import handle_errors
-from colorcli.errors import NotAvailable
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from colorcli.commands._common import console, err_console, handle_errors, warn_line
+from colorcli.errors import UsageError
+
+
+class ObjectiveChoice(str, Enum):
+    classification = "classification"
+    regression = "regression"
+    cgan = "cgan"
+
+
+class TargetsChoice(str, Enum):
+    soft = "soft"
+    onehot = "onehot"
+
+
+class LossChoice(str, Enum):
+    l1 = "l1"
+    l2 = "l2"
+
+
+class GanChoice(str, Enum):
+    vanilla = "vanilla"
+    lsgan = "lsgan"
+    wgan_gp = "wgan-gp"
+    hinge = "hinge"
+    ebgan = "ebgan"
+
+
+class ArchChoice(str, Enum):
+    auto = "auto"
+    eccv16 = "eccv16"
+    unet = "unet"
+
+
+def _parse_betas(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        b1, b2 = (float(x) for x in text.replace(" ", "").split(","))
+    except ValueError:
+        raise UsageError(f"--betas {text!r}: expected two numbers like 0.9,0.99") from None
+    return b1, b2
 
 
 @handle_errors
-def command() -> None:
+def command(
+    data_dir: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Folder of colour photos (searched recursively). Not needed with --resume."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Run folder for checkpoints, metrics and plots."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Continue the run in this folder from its last checkpoint, with its saved "
+            "settings (only --steps, --workers, --device, --save-every, --val-every, --log-every "
+            "may change).",
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Start a new run in a non-empty --out folder (removes a previous run's files)."
+        ),
+    ] = False,
+    objective: Annotated[
+        ObjectiveChoice,
+        typer.Option(
+            help="classification: eccv16 + rebalanced cross-entropy; regression: L1/L2; "
+            "cgan: unet + PatchGAN + GAN loss + L1."
+        ),
+    ] = ObjectiveChoice.classification,
+    arch: Annotated[
+        ArchChoice,
+        typer.Option(
+            help="Network: auto = eccv16 for classification, unet otherwise; "
+            "'--objective regression --arch eccv16' is the eccv16 trunk with a regression head."
+        ),
+    ] = ArchChoice.auto,
+    targets: Annotated[
+        TargetsChoice,
+        typer.Option(help="Classification targets: soft (k nearest bins) or one-hot."),
+    ] = TargetsChoice.soft,
+    no_rebalance: Annotated[
+        bool, typer.Option("--no-rebalance", help="Classification without class rebalancing.")
+    ] = False,
+    rebalance: Annotated[
+        Path | None,
+        typer.Option(
+            "--rebalance",
+            help="Rebalancing file from 'colorcli rebalance' (default: "
+            "estimate the prior from the training photos).",
+        ),
+    ] = None,
+    bins: Annotated[
+        Path | None,
+        typer.Option(
+            "--bins", help="Bins file from 'colorcli build-bins' (default: the 313 reference bins)."
+        ),
+    ] = None,
+    loss: Annotated[LossChoice, typer.Option(help="Regression loss.")] = LossChoice.l1,
+    gan: Annotated[
+        GanChoice, typer.Option(help="GAN objective for --objective cgan.")
+    ] = GanChoice.vanilla,
+    lambda_l1: Annotated[
+        float, typer.Option("--lambda-l1", help="Weight of the L1 term in the cGAN generator loss.")
+    ] = 100.0,
+    r1_gamma: Annotated[
+        float,
+        typer.Option(
+            "--r1-gamma",
+            help="R1 penalty weight gamma on real samples (0 = off; seed 002 used 0.001).",
+        ),
+    ] = 0.0,
+    label_smoothing: Annotated[
+        float,
+        typer.Option(
+            "--label-smoothing",
+            help="One-sided label smoothing: the discriminator's target for real samples "
+            "(1 = off; seed 002 tried 0.9; vanilla and lsgan only).",
+        ),
+    ] = 1.0,
+    steps: Annotated[
+        int | None,
+        typer.Option(help="Training steps [default: 450000 classification, 200000 otherwise]."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            help="Images per step and process [default: 40 classification, 4 otherwise].",
+        ),
+    ] = None,
+    crop: Annotated[
+        int | None,
+        typer.Option(help="Training crop side [default: 176 classification, 256 otherwise]."),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Learning rate [default: 3e-5 classification, 2e-4 otherwise]."),
+    ] = None,
+    betas: Annotated[
+        str | None,
+        typer.Option(
+            help="Adam betas 'b1,b2' [default: 0.9,0.99 classification, 0.5,0.999 otherwise]."
+        ),
+    ] = None,
+    weight_decay: Annotated[
+        float | None,
+        typer.Option(
+            "--weight-decay", help="Adam weight decay [default: 1e-3 classification, 0 otherwise]."
+        ),
+    ] = None,
+    width: Annotated[
+        float, typer.Option(help="Channel multiplier (1.0 = published network).")
+    ] = 1.0,
+    depth: Annotated[
+        int, typer.Option(help="U-Net depth (crop must be a multiple of 2**depth).")
+    ] = 8,
+    val_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--val-dir", help="Validation photos (default: split off the training folder)."
+        ),
+    ] = None,
+    val_split: Annotated[
+        float,
+        typer.Option(
+            "--val-split", help="Share of the photos held out for validation without --val-dir."
+        ),
+    ] = 0.05,
+    val_images: Annotated[
+        int, typer.Option("--val-images", help="Validation images used (centre crops).")
+    ] = 64,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the data order, crops and initialisation.")
+    ] = 0,
+    workers: Annotated[
+        int | None, typer.Option(help="DataLoader worker processes [default: 2].")
+    ] = None,
+    save_every: Annotated[
+        int | None, typer.Option("--save-every", help="Checkpoint every N steps [default: 1000].")
+    ] = None,
+    val_every: Annotated[
+        int | None, typer.Option("--val-every", help="Validate every N steps [default: 1000].")
+    ] = None,
+    log_every: Annotated[
+        int | None,
+        typer.Option("--log-every", help="Log the train loss every N steps [default: 50]."),
+    ] = None,
+    keep_checkpoints: Annotated[
+        bool, typer.Option("--keep-checkpoints", help="Also keep model-stepN.pt at each save.")
+    ] = False,
+    k: Annotated[int, typer.Option("--k", help="Nearest bins in the soft encoding.")] = 5,
+    sigma: Annotated[
+        float,
+        typer.Option(
+            "--sigma", help="Gaussian sigma of the soft encoding and prior smoothing (ab units)."
+        ),
+    ] = 5.0,
+    lam: Annotated[
+        float, typer.Option("--lambda", help="Rebalancing mix with the uniform distribution.")
+    ] = 0.5,
+    temperature: Annotated[
+        float, typer.Option("--temperature", help="Annealed-mean decoding temperature.")
+    ] = 0.38,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps [default: auto].")
+    ] = None,
+    no_amp: Annotated[
+        bool, typer.Option("--no-amp", help="Disable mixed precision on CUDA.")
+    ] = False,
+) -> None:
     """Train a colorizer (classification, regression or cGAN) on a folder of photos."""
-    raise NotAvailable("'colorcli train' is not available yet")
+    from colorcli import training
+
+    runtime: dict[str, Any] = {
+        "steps": steps,
+        "workers": workers,
+        "device": device,
+        "save_every": save_every,
+        "val_every": val_every,
+        "log_every": log_every,
+    }
+    if resume is not None:
+        if out is not None and out.resolve() != resume.resolve():
+            raise UsageError(
+                "--resume names the run folder; leave out --out or give the same folder"
+            )
+        if keep_checkpoints:
+            runtime["keep_checkpoints"] = True
+        with _Reporter() as rep:
+            result = training.resume(resume, runtime, on_event=rep)
+    else:
+        if data_dir is None:
+            raise UsageError("give the folder of training photos (or --resume RUN_DIR)")
+        if out is None:
+            raise UsageError("give the run folder with --out RUN_DIR")
+        config = training.make_config(
+            str(data_dir),
+            str(out),
+            objective.value,
+            arch=arch.value,
+            targets=targets.value,
+            rebalance=not no_rebalance,
+            rebalance_file=str(rebalance) if rebalance else None,
+            bins_file=str(bins) if bins else None,
+            loss=loss.value,
+            gan=gan.value,
+            lambda_l1=lambda_l1,
+            r1_gamma=r1_gamma,
+            label_smoothing=label_smoothing,
+            batch_size=batch_size,
+            crop=crop,
+            lr=lr,
+            betas=_parse_betas(betas),
+            weight_decay=weight_decay,
+            width=width,
+            depth=depth,
+            val_dir=str(val_dir) if val_dir else None,
+            val_split=val_split,
+            val_images=val_images,
+            seed=seed,
+            keep_checkpoints=keep_checkpoints,
+            k=k,
+            sigma=sigma,
+            lam=lam,
+            temperature=temperature,
+            amp=not no_amp,
+            **runtime,
+        )
+        with _Reporter() as rep:
+            result = training.train(config, overwrite=overwrite, on_event=rep)
+    if _is_main():
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
+        console.print(
+            f"trained to step {result.step}: {result.model_path}"
+            + (f" ({summary})" if summary else "")
+        )
+
+
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class _Reporter:
+    """Renders training events: a rich progress bar (step, loss, images/s, ETA) and one-line
+    notes for validations, checkpoints and bad files. Silent on ranks other than 0."""
+
+    def __init__(self) -> None:
+        from colorcli.commands._common import make_progress
+
+        self.enabled = _is_main()
+        self.progress = make_progress()
+        self.task: Any = None
+        self.rate = 0.0
+
+    def __enter__(self) -> _Reporter:
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+    def __call__(self, event: Any) -> None:
+        from colorcli import training
+
+        if not self.enabled:
+            return
+        p = self.progress
+        if isinstance(event, training.Started):
+            what = "resuming" if event.resumed else "training"
+            p.console.print(
+                f"{what} on {event.device} x{event.world_size}: {event.n_train} training / "
+                f"{event.n_val} validation photos, steps {event.start_step}->{event.total_steps}",
+                highlight=False,
+            )
+            self.task = p.add_task(
+                "train", total=event.total_steps, completed=event.start_step, status=""
+            )
+        elif isinstance(event, training.StepDone) and self.task is not None:
+            self.rate = (
+                event.images_per_s if self.rate == 0 else 0.9 * self.rate + 0.1 * event.images_per_s
+            )
+            p.update(
+                self.task,
+                completed=event.step,
+                status=f"loss {event.loss:.4g}  {self.rate:.1f} img/s",
+            )
+        elif isinstance(event, training.Validated):
+            text = "  ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
+            p.console.print(f"step {event.step}: {text}", highlight=False)
+        elif isinstance(event, training.BadFile):
+            warn_line(f"skipped {event.reason}")
+        elif isinstance(event, training.Note):
+            err_console.print(f"[dim]{event.message}[/]", highlight=False)

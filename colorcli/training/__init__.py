@@ -1,0 +1,37 @@
+"""Training colorizers: the config, the data pipeline, the objectives and the shared loop.
+
+Entry points: ``make_config(data_dir, out_dir, objective, **options) -> TrainConfig``,
+``train(config, overwrite=False, on_event=None)`` and ``resume(run_dir, overrides, on_event=None)``.
+"""
+
+from __future__ import annotations
+
+from colorcli.training.config import TrainConfig, make_config, objective_defaults
+from colorcli.training.loop import (
+    BadFile,
+    Note,
+    Saved,
+    Started,
+    StepDone,
+    TrainEvent,
+    TrainResult,
+    Validated,
+    resume,
+    train,
+)
+
+__all__ = [
+    "BadFile",
+    "Note",
+    "Saved",
+    "Started",
+    "StepDone",
+    "TrainConfig",
+    "TrainEvent",
+    "TrainResult",
+    "Validated",
+    "make_config",
+    "objective_defaults",
+    "resume",
+    "train",
+]

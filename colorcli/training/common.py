@@ -1,0 +1,146 @@
+"""Pieces shared by the training objectives: Lab batches, grayscale masks, mixed precision,
+gradient averaging across processes, and the ``Objective`` interface the loop drives."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from colorcli.color.lab import rgb_to_lab
+
+GRAY_THRESHOLD = 5.0
+"""A crop is effectively grayscale when no pixel has |a| > 5 or |b| > 5 (REFERENCE.md)."""
+
+
+def to_lab(rgb_u8: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 RGB ``(B, 3, H, W)`` -> (L ``(B, 1, H, W)`` in [0, 100], ab ``(B, 2, H, W)``), float32
+    on ``device`` (the conversion runs there, in one batched call)."""
+    rgb = rgb_u8.to(device, non_blocking=True).float().div_(255.0)
+    lab = rgb_to_lab(rgb)
+    return lab[:, :1].contiguous(), lab[:, 1:].contiguous()
+
+
+def colour_mask(ab: torch.Tensor, threshold: float = GRAY_THRESHOLD) -> torch.Tensor:
+    """``(B,)`` bool: True for samples with at least one pixel with |a| or |b| > ``threshold``."""
+    return (ab.abs() > threshold).flatten(1).any(dim=1)
+
+
+def select(
+    lum: torch.Tensor, ab: torch.Tensor, keep: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The kept samples and a loss scale of 1; when none is kept, the whole batch with scale 0
+    (every process must still run a backward pass so that distributed gradients line up)."""
+    if bool(keep.all()):
+        return lum, ab, 1.0
+    if bool(keep.any()):
+        return lum[keep], ab[keep], 1.0
+    return lum, ab, 0.0
+
+
+@dataclass
+class Precision:
+    """Autocast policy of one run: ``dtype`` None means full float32."""
+
+    device: torch.device
+    dtype: torch.dtype | None
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def scaler(self) -> torch.amp.GradScaler:
+        """A GradScaler, enabled only for float16 (bfloat16 needs none)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+
+
+def distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def average_gradients(module: nn.Module) -> None:
+    """All-reduce (mean) the gradients of ``module`` across processes, in one flat buffer.
+
+    Used for modules that are called several times per update (the discriminator: real, fake,
+    penalties), which DistributedDataParallel's reducer does not support.
+    """
+    if not distributed():
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[offset : offset + n].view_as(g))
+        offset += n
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What ``checkpoint.save_model`` needs to describe the colorizer of a run."""
+
+    arch: str
+    arch_kwargs: dict[str, Any]
+    decode: dict[str, Any] | None
+
+
+class Objective(Protocol):
+    """One training objective, as driven by ``loop``.
+
+    ``models``: the bare modules by name (``"model"`` is the colorizer that gets saved as the model
+    file; cgan adds ``"discriminator"``). ``optimizers`` and ``scalers`` by name (saved in the
+    resume file). ``prepare`` builds the targets without gradients (the data-path part of a step);
+    ``train_step`` does forward, backward and the optimizer updates and returns detached losses
+    (``"loss"`` is the headline number). ``val_loss`` returns the mean objective loss of a batch,
+    ``predict_ab`` the colorization in Lab units at the input size.
+    """
+
+    models: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    scalers: dict[str, torch.amp.GradScaler]
+    spec: ModelSpec
+
+    def set_lr(self, lr: float) -> None: ...
+
+    def prepare(self, lum: torch.Tensor, ab: torch.Tensor) -> Any: ...
+
+    def train_step(
+        self, lum: torch.Tensor, ab: torch.Tensor, targets: Any, scale: float
+    ) -> dict[str, torch.Tensor]: ...
+
+    def val_loss(self, lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor: ...
+
+    def predict_ab(self, lum: torch.Tensor) -> torch.Tensor: ...
+
+
+@contextlib.contextmanager
+def eval_mode(models: dict[str, nn.Module]) -> Iterator[None]:
+    """Put every module in eval mode for the block, restoring train mode after."""
+    modes = {name: m.training for name, m in models.items()}
+    for m in models.values():
+        m.eval()
+    try:
+        yield
+    finally:
+        for name, m in models.items():
+            m.train(modes[name])

@@ -1,0 +1,205 @@
+"""``TrainConfig``: every setting of a training run, built once by the CLI and passed down.
+
+Defaults follow the published settings (REFERENCE.md) and depend on the objective:
+
+* classification (Zhang et al.): eccv16, Adam(0.9, 0.99), weight decay 1e-3, lr 3e-5, batch 40,
+  176 x 176 crops, 450k steps. The learning rate drops to 1e-5 and 3e-6 at 200k/450k and
+  375k/450k of the run: the milestones are *fractions of --steps*, so a shorter run keeps the
+  published shape of the schedule (``LR_MILESTONES`` below).
+* regression and cgan (pix2pix): unet, Adam(0.5, 0.999), no weight decay, lr 2e-4 constant,
+  batch 4, 256 x 256 crops (the U-Net of depth 8 needs multiples of 256), L1 weight 100 (cgan).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from colorcli.errors import UsageError
+
+Objective = Literal["classification", "regression", "cgan"]
+Targets = Literal["soft", "onehot"]
+RegLoss = Literal["l1", "l2"]
+GanKind = Literal["vanilla", "lsgan", "wgan-gp", "hinge", "ebgan"]
+Arch = Literal["auto", "eccv16", "unet"]
+
+OBJECTIVES: tuple[str, ...] = ("classification", "regression", "cgan")
+GAN_KINDS: tuple[str, ...] = ("vanilla", "lsgan", "wgan-gp", "hinge", "ebgan")
+
+# Zhang et al.: 3e-5 -> 1e-5 at ~200k -> 3e-6 at ~375k of 450k iterations.
+LR_MILESTONES: tuple[tuple[float, float], ...] = ((200 / 450, 1 / 3), (375 / 450, 1 / 10))
+
+RESUME_OVERRIDABLE: frozenset[str] = frozenset(
+    {"steps", "workers", "device", "save_every", "val_every", "log_every", "keep_checkpoints"}
+)
+"""Fields a ``--resume`` may change; everything else comes from the run being resumed."""
+
+
+def objective_defaults(objective: str) -> dict[str, Any]:
+    """Published defaults of ``objective`` for the fields that depend on it."""
+    if objective == "classification":
+        return {
+            "arch": "eccv16",
+            "lr": 3e-5,
+            "betas": (0.9, 0.99),
+            "weight_decay": 1e-3,
+            "lr_milestones": LR_MILESTONES,
+            "batch_size": 40,
+            "crop": 176,
+            "steps": 450_000,
+        }
+    if objective in ("regression", "cgan"):
+        return {
+            "arch": "unet",
+            "lr": 2e-4,
+            "betas": (0.5, 0.999),
+            "weight_decay": 0.0,
+            "lr_milestones": (),
+            "batch_size": 4,
+            "crop": 256,
+            "steps": 200_000,
+        }
+    raise UsageError(f"unknown objective {objective!r} (choose from: {', '.join(OBJECTIVES)})")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Paths are strings so the config serialises as plain JSON.
+
+    ``width`` multiplies the published channel counts (eccv16: 1.0 = 32 M parameters; unet:
+    1.0 = 64 first-level channels). ``lr_milestones`` is a tuple of (fraction of ``steps``,
+    factor of ``lr``) pairs. ``val_split`` is used only without ``val_dir``.
+    """
+
+    data_dir: str
+    out_dir: str
+    objective: Objective = "classification"
+    arch: str = "eccv16"
+    # classification
+    targets: Targets = "soft"
+    rebalance: bool = True
+    rebalance_file: str | None = None
+    bins_file: str | None = None
+    k: int = 5
+    sigma: float = 5.0
+    lam: float = 0.5
+    temperature: float = 0.38
+    prior_images: int = 2000
+    # regression / cgan
+    loss: RegLoss = "l1"
+    gan: GanKind = "vanilla"
+    lambda_gan: float = 1.0
+    lambda_l1: float = 100.0
+    r1_gamma: float = 0.0
+    label_smoothing: float = 1.0
+    d_norm: str = "auto"
+    # model
+    width: float = 1.0
+    depth: int = 8
+    # optimisation
+    steps: int = 450_000
+    batch_size: int = 40
+    crop: int = 176
+    lr: float = 3e-5
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 1e-3
+    lr_milestones: tuple[tuple[float, float], ...] = LR_MILESTONES
+    # data and bookkeeping
+    val_dir: str | None = None
+    val_split: float = 0.05
+    val_images: int = 64
+    sample_images: int = 4
+    seed: int = 0
+    workers: int = 2
+    save_every: int = 1000
+    val_every: int = 1000
+    log_every: int = 50
+    keep_checkpoints: bool = False
+    device: str | None = None
+    amp: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (self.objective in OBJECTIVES, f"unknown objective {self.objective!r}"),
+            (self.gan in GAN_KINDS, f"unknown GAN loss {self.gan!r}"),
+            (self.targets in ("soft", "onehot"), f"unknown targets {self.targets!r}"),
+            (self.loss in ("l1", "l2"), f"unknown loss {self.loss!r}"),
+            (self.steps >= 1, "--steps must be >= 1"),
+            (self.batch_size >= 1, "--batch-size must be >= 1"),
+            (self.crop >= 8, "--crop must be >= 8"),
+            (self.lr > 0, "--lr must be > 0"),
+            (all(0 <= b < 1 for b in self.betas), "--betas must be in [0, 1)"),
+            (self.weight_decay >= 0, "--weight-decay must be >= 0"),
+            (self.width > 0, "--width must be > 0"),
+            (self.k >= 1, "--k must be >= 1"),
+            (self.sigma > 0, "--sigma must be > 0"),
+            (0 <= self.lam <= 1, "--lambda must be in [0, 1]"),
+            (self.temperature > 0, "--temperature must be > 0"),
+            (0 <= self.val_split < 1, "--val-split must be in [0, 1)"),
+            (self.workers >= 0, "--workers must be >= 0"),
+            (self.save_every >= 1, "--save-every must be >= 1"),
+            (self.val_every >= 1, "--val-every must be >= 1"),
+            (self.log_every >= 1, "--log-every must be >= 1"),
+            (self.r1_gamma >= 0, "--r1-gamma must be >= 0"),
+            (0.5 < self.label_smoothing <= 1, "--label-smoothing must be in (0.5, 1]"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        if self.label_smoothing != 1.0 and self.gan not in ("vanilla", "lsgan"):
+            raise UsageError("--label-smoothing applies to the vanilla and lsgan GAN losses")
+        if self.objective == "classification" and self.arch != "eccv16":
+            raise UsageError("--objective classification trains eccv16 (use --arch eccv16)")
+        if self.objective == "cgan" and self.arch != "unet":
+            raise UsageError("--objective cgan trains the unet generator (use --arch unet)")
+        if self.arch not in ("eccv16", "unet"):
+            raise UsageError(f"unknown architecture {self.arch!r} (eccv16, unet)")
+        multiple = 2**self.depth if self.arch == "unet" else 8
+        if self.crop % multiple:
+            raise UsageError(
+                f"--crop {self.crop} must be a multiple of {multiple} for {self.arch}"
+                + (f" of depth {self.depth}" if self.arch == "unet" else "")
+            )
+
+    # --- derived values --------------------------------------------------------------------
+
+    def lr_factor(self, step: int) -> float:
+        """Learning-rate multiplier for the update that follows ``step`` completed steps."""
+        factor = 1.0
+        for fraction, f in self.lr_milestones:
+            if step >= round(fraction * self.steps):
+                factor = f
+        return factor
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-compatible dict (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of ``to_dict``; unknown keys are ignored (files from newer versions)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        if "betas" in kwargs:
+            kwargs["betas"] = tuple(kwargs["betas"])
+        if "lr_milestones" in kwargs:
+            kwargs["lr_milestones"] = tuple(tuple(m) for m in kwargs["lr_milestones"])
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def make_config(
+    data_dir: str, out_dir: str, objective: str = "classification", **options: Any
+) -> TrainConfig:
+    """A ``TrainConfig`` with the objective's published defaults for every option left None."""
+    base = objective_defaults(objective)
+    if options.get("arch") in (None, "auto"):
+        options["arch"] = base["arch"]
+    merged = {**base, **{k: v for k, v in options.items() if v is not None}}
+    if "betas" in merged:
+        merged["betas"] = tuple(merged["betas"])
+    return TrainConfig(data_dir=data_dir, out_dir=out_dir, objective=objective, **merged)  # type: ignore[arg-type]
