@@ -27,6 +27,7 @@ input and never raises for a bad file.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -54,8 +55,10 @@ CLAHE_TILES = (8, 8)
 TINT_RESIDUAL_MAX = 2.0
 #: The side-by-side comparison image is scaled so that its longer side is at most this.
 COMPARE_MAX_SIDE = 2048
-#: Rows per strip in the full-size colour conversions (bounds the float32 temporaries).
-STRIP_PIXELS = 1 << 20
+#: Pixels per row strip in the full-size colour conversions (bounds the float32 temporaries).
+STRIP_PIXELS = 1 << 19
+#: Images at least this large convert their strips on several threads.
+PARALLEL_PIXELS = 4 << 20
 
 # sRGB (linear) <-> XYZ and the D65 white, as in scikit-image and colorcli.color.lab.
 _M = np.array(
@@ -121,6 +124,28 @@ def _strips(height: int, width: int) -> Iterator[slice]:
         yield slice(r, min(height, r + rows))
 
 
+_STRIP_POOL: ThreadPoolExecutor | None = None
+_STRIP_POOL_LOCK = threading.Lock()
+
+
+def _for_strips(height: int, width: int, work: Callable[[slice], None]) -> None:
+    """Run ``work`` on every row strip; large images use a small shared thread pool (numpy
+    releases the GIL), small ones stay on the calling thread (the batch is parallel already)."""
+    global _STRIP_POOL
+    strips = list(_strips(height, width))
+    threads = min(8, os.cpu_count() or 1)
+    if height * width < PARALLEL_PIXELS or len(strips) < 2 or threads < 2:
+        for s in strips:
+            work(s)
+        return
+    with _STRIP_POOL_LOCK:
+        if _STRIP_POOL is None:
+            _STRIP_POOL = ThreadPoolExecutor(threads, thread_name_prefix="colorcli-strip")
+        pool = _STRIP_POOL
+    for _ in pool.map(work, strips):
+        pass
+
+
 def luminance(pixels: np.ndarray) -> np.ndarray:
     """CIE L (D65, sRGB) of ``(H, W)`` gray or ``(H, W, 3)`` RGB pixels -> ``(H, W)`` float32.
 
@@ -139,7 +164,8 @@ def luminance(pixels: np.ndarray) -> np.ndarray:
     lin = _lut("lin" + depth)
     out = np.empty((h, w), dtype=np.float32)
     wr, wg, wb = (np.float32(c) for c in _M[1])
-    for s in _strips(h, w):
+
+    def strip(s: slice) -> None:
         block = pixels[s]
         y = lin[block[..., 0]] * wr
         y += lin[block[..., 1]] * wg
@@ -150,6 +176,8 @@ def luminance(pixels: np.ndarray) -> np.ndarray:
         lum -= 16.0
         lum[low] = y[low] * np.float32(116.0 * 7.787)
         out[s] = lum
+
+    _for_strips(h, w, strip)
     return out
 
 
@@ -173,7 +201,8 @@ def lab_to_rgb_image(lum: np.ndarray, ab: np.ndarray, bit_depth: int = 8) -> np.
     steps = np.float32(len(table) - 1)
     out = np.empty((h, w, 3), dtype=table.dtype)
     m = _M_INV.astype(np.float32)
-    for s in _strips(h, w):
+
+    def strip(s: slice) -> None:
         fy = (lum[s] + np.float32(16.0)) / np.float32(116.0)
         fx = fy + ab[s, :, 0] / np.float32(500.0)
         fz = fy - ab[s, :, 1] / np.float32(200.0)
@@ -189,6 +218,8 @@ def lab_to_rgb_image(lum: np.ndarray, ab: np.ndarray, bit_depth: int = 8) -> np.
             lin += np.float32(0.5)
             np.clip(lin, 0.0, steps, out=lin)
             out[s, :, c] = table[lin.astype(np.int32)]
+
+    _for_strips(h, w, strip)
     return out
 
 
@@ -377,8 +408,9 @@ class Colorizer:
         """Load a model (path, ``hf://owner/repo[@rev]/file``, or None for the shipped default).
 
         ``device``: "auto"/None (cuda > mps > cpu), "cpu", "cuda:1"... ``half``: float16/bf16
-        autocast (default: on for CUDA). ``channels_last``: memory format for the convolutions
-        (default: on for CUDA, where it helps; on CPU it measured slower). Extra keyword
+        autocast (default: on for CUDA). ``channels_last``: NHWC memory format for the
+        convolutions (default on: on CPU it measured 10-30 % faster for eccv16 with oneDNN, see
+        benchmarks/bench_colorize.py; on CUDA it is what tensor cores want). Extra keyword
         arguments are ``ColorSettings`` fields (``saturation=1.2``, ``legacy="on"``...).
         """
         import torch
@@ -390,10 +422,13 @@ class Colorizer:
         dev = pick_device(device)
         loaded = load_model(spec, dev)
         on_cuda = dev.type == "cuda"
-        if channels_last if channels_last is not None else on_cuda:
+        nhwc = True if channels_last is None else channels_last
+        if nhwc:
             loaded.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
         def predict(lum: torch.Tensor, temperature: float | None) -> torch.Tensor:
+            if nhwc:
+                lum = lum.contiguous(memory_format=torch.channels_last)
             return loaded.predict_ab(lum, temperature=temperature)
 
         name = str(spec) if spec is not None else "default"
@@ -578,6 +613,7 @@ class FileResult:
     seconds: float = 0.0
     legacy: str | None = None
     notes: list[str] = field(default_factory=list)
+    exception: BaseException | None = field(default=None, repr=False)  # for --debug
 
 
 @dataclass
@@ -707,7 +743,7 @@ def _failure(job: Job, exc: BaseException) -> FileResult:
         msg = f"{job.source}: cannot write {job.output} ({exc.strerror or exc})"
     else:
         msg = f"{job.source}: {type(exc).__name__}: {exc}"
-    return FileResult(job.source, job.output, "failed", msg)
+    return FileResult(job.source, job.output, "failed", msg, exception=exc)
 
 
 def colorize_jobs(
@@ -782,7 +818,7 @@ class Summary:
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
-    legacy: int = 0
+    legacy: int = 0  # done images treated as legacy scans (grayscale, tinted or forced)
     results: list[FileResult] = field(default_factory=list)
 
     def add(self, result: FileResult) -> None:

@@ -277,3 +277,21 @@ def test_hf_offline_model(
     )
     assert code == 1 and "hf://someone/other/tiny.pt" in output and "Traceback" not in output
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_debug_shows_traceback_for_bad_file(tiny_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.png").write_text("no")
+    args = ["colorize", str(tmp_path / "bad.png"), "-o", str(tmp_path / "o"), "-m", str(tiny_model)]
+    plain = runner.invoke(app, args)
+    debug = runner.invoke(app, ["--debug", *args])
+    assert plain.exit_code == debug.exit_code == 1
+    assert "Traceback" not in plain.output and "Traceback" in debug.output
+    assert "bad.png" in debug.output
+
+
+def test_max_pixels_guard(tiny_model: Path, tmp_path: Path) -> None:
+    Image.fromarray(_photo()).save(tmp_path / "a.png")  # 52 x 36 = 1872 pixels
+    base = ["colorize", tmp_path / "a.png", "-m", tiny_model]
+    code, output = _run(*base, "-o", tmp_path / "o1", "--max-pixels", "1000")
+    assert code == 1 and "--max-pixels" in output and "a.png" in output
+    assert _run(*base, "-o", tmp_path / "o2", "--max-pixels", "2000")[0] == 0

@@ -105,6 +105,19 @@ def test_lab_to_rgb_matches_skimage() -> None:
     assert np.abs(out16.astype(int) - np.round(ref * 65535)).max() <= 2
 
 
+def test_parallel_strips_give_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from colorcli import colorize
+
+    rgb = RNG.integers(0, 256, (97, 61, 3), dtype=np.uint8)
+    ab = RNG.uniform(-60, 60, (97, 61, 2)).astype(np.float32)
+    serial_l = luminance(rgb)
+    serial_rgb = lab_to_rgb_image(serial_l, ab)
+    monkeypatch.setattr(colorize, "PARALLEL_PIXELS", 0)
+    monkeypatch.setattr(colorize, "STRIP_PIXELS", 500)  # many strips of 8 rows
+    np.testing.assert_array_equal(luminance(rgb), serial_l)
+    np.testing.assert_array_equal(lab_to_rgb_image(serial_l, ab), serial_rgb)
+
+
 def test_detect_legacy() -> None:
     photo = _photo()
     assert detect_legacy(photo[..., 1]) == "grayscale"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import traceback
 from collections import Counter
 from enum import Enum
 from pathlib import Path
@@ -13,6 +14,7 @@ import typer
 
 from colorcli.commands._common import (
     console,
+    debug_enabled,
     err_console,
     error_line,
     escape,
@@ -267,6 +269,8 @@ def _run(config: ColorizeConfig) -> Summary:
             for result in colorize_jobs(plan.jobs, colorizer, config):
                 summary.add(result)
                 if result.status == "failed":
+                    if result.exception is not None and debug_enabled():
+                        traceback.print_exception(result.exception)
                     error_line(result.message)
                 if result.status != "skipped":
                     progress.update(task, advance=1, status=escape(result.source.name))
@@ -308,6 +312,14 @@ def _render(summary: Summary, config: ColorizeConfig) -> None:
             warn_line(
                 f"{plain} image(s) were not detected as legacy scans, so --clahe/--denoise did "
                 "not touch them (add --legacy to restore every input)"
+            )
+    if s.legacy == "auto":
+        recolored = sum(r.status == "done" and r.legacy is None for r in summary.results)
+        if recolored:
+            err_console.print(
+                f"note: {recolored} colour photo(s) were recolorized from their lightness "
+                "(their own colours are not used)",
+                highlight=False,
             )
     table = Table(title="colorize", show_header=True, header_style="bold")
     for col in ("done", "skipped", "failed", "legacy scans", "time", "images/s"):
