@@ -28,7 +28,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def debug_enabled() -> bool:
-    ctx = click.get_current_context(silent=True)
+    ctx: Any = click.get_current_context(silent=True)
+    if ctx is None:
+        try:  # recent typer vendors click as typer._click, with its own context stack
+            from typer._click.globals import get_current_context
+        except ImportError:
+            return False
+        ctx = get_current_context(silent=True)
     if ctx is None:
         return False
     obj = ctx.find_root().obj
