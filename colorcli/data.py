@@ -13,9 +13,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -77,6 +78,63 @@ def _decode(path: Path, max_side: int | None) -> Decoded:
     return Decoded(path, rgb, None, time.perf_counter() - t0)
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def map_ordered(fn: Callable[[T], R], items: Iterable[T], workers: int = 1) -> Iterator[R]:
+    """``fn`` over ``items`` in a thread pool, results in input order (``map`` when workers <= 1).
+
+    At most ``4 * workers`` results wait in memory. Threads help when ``fn`` releases the GIL
+    (Pillow decoding, torch ops); ``fn`` should not raise (return errors as values).
+    """
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="colorcli-data") as pool:
+        pending: deque[Future[R]] = deque()
+        it = iter(items)
+        for item in it:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 4 * workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for item in it:
+                pending.append(pool.submit(fn, item))
+                break
+            yield result
+
+
+def default_workers(cap: int = 8) -> int:
+    """Threads for streaming passes: the CPUs this process may use, at most ``cap``."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(cap, n))
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, then restore the previous setting.
+
+    Per-image tensors are small: splitting each op over threads costs more than it saves (and
+    oversubscribes a busy machine badly), so the streaming passes use 1 and parallelise over
+    images instead.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def iter_decoded(
     files: Sequence[Path], max_side: int | None = DEFAULT_MAX_SIDE, workers: int = 1
 ) -> Iterator[Decoded]:
@@ -85,23 +143,7 @@ def iter_decoded(
     With ``workers > 1`` decoding runs in a thread pool (Pillow releases the GIL while decoding);
     results still come in input order and at most ``4 * workers`` decoded images wait in memory.
     """
-    if workers <= 1:
-        for p in files:
-            yield _decode(Path(p), max_side)
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="colorcli-decode") as pool:
-        pending: deque[Future[Decoded]] = deque()
-        it = iter(files)
-        for p in it:
-            pending.append(pool.submit(_decode, Path(p), max_side))
-            if len(pending) >= 4 * workers:
-                break
-        while pending:
-            result = pending.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(_decode, Path(nxt), max_side))
-            yield result
+    return map_ordered(lambda p: _decode(Path(p), max_side), files, workers)
 
 
 def rgb_to_ab(rgb: np.ndarray) -> Any:
@@ -148,6 +190,7 @@ class PriorEstimate:
 
 
 def _bin_counts(ab: Any, bins: np.ndarray, assignment: Assignment, k: int, sigma: float) -> Any:
+    """Per-bin counts ``(Q,)`` float64 tensor of the pixels of ab ``(1, 2, H, W)``."""
     import torch
 
     from colorcli.color import encode
@@ -162,6 +205,47 @@ def _bin_counts(ab: Any, bins: np.ndarray, assignment: Assignment, k: int, sigma
             index.reshape(-1), weights=weight.reshape(-1).to(torch.float64), minlength=q
         )
     raise ValueError(f"unknown assignment {assignment!r} (hard, soft)")
+
+
+@dataclass(frozen=True)
+class _Counted:
+    """One file of a counting pass: ``counts`` is None for a bad or grayscale file."""
+
+    path: Path
+    counts: Any
+    n_pixels: int
+    gray: bool
+    error: str | None
+    decode_s: float
+    compute_s: float
+
+
+def _count_pass(
+    files: Sequence[Path],
+    count: Callable[[Any], Any],
+    max_side: int | None,
+    workers: int,
+    on_image: OnImage | None,
+) -> Iterator[_Counted]:
+    """Decode, convert and ``count(ab)`` each file (in worker threads), yielding in input order."""
+
+    def one(path: Path) -> _Counted:
+        item = _decode(Path(path), max_side)
+        if item.rgb is None:
+            return _Counted(item.path, None, 0, False, item.error or "unreadable", item.seconds, 0)
+        t0 = time.perf_counter()
+        ab = rgb_to_ab(item.rgb)
+        gray = is_grayscale_ab(ab)
+        counts = None if gray else count(ab)
+        n = 0 if gray else int(ab.shape[-1] * ab.shape[-2])
+        return _Counted(item.path, counts, n, gray, None, item.seconds, time.perf_counter() - t0)
+
+    total = len(files)
+    with torch_threads(1):
+        for done, res in enumerate(map_ordered(one, files, workers), start=1):
+            yield res
+            if on_image is not None:
+                on_image(done, total, res.path)
 
 
 def estimate_prior(
@@ -181,30 +265,32 @@ def estimate_prior(
     converted to Lab; grayscale images (no pixel with |a| or |b| > 5) are counted and skipped.
     ``assignment="hard"``: each pixel adds 1 to its nearest bin; ``"soft"``: it adds its soft
     encoding weights (``k`` nearest bins, Gaussian ``sigma``) to those bins. Unreadable files go to
-    ``bad``. ``on_image(done, total, path)`` is called after each file.
+    ``bad``. ``workers > 1`` processes images in that many threads (results are summed in input
+    order, so they do not depend on ``workers``). ``on_image(done, total, path)`` is called after
+    each file.
     """
     if assignment not in ("hard", "soft"):
         raise ValueError(f"unknown assignment {assignment!r} (hard, soft)")
     est = PriorEstimate(counts=np.zeros(len(bins), dtype=np.float64))
-    total = len(files)
     acc = None
-    for done, item in enumerate(iter_decoded(files, max_side, workers), start=1):
-        est.decode_s += item.seconds
-        if item.rgb is None:
-            est.bad.append((item.path, item.error or "unreadable"))
+    for res in _count_pass(
+        files,
+        lambda ab: _bin_counts(ab, bins, assignment, k, sigma),
+        max_side,
+        workers,
+        on_image,
+    ):
+        est.decode_s += res.decode_s
+        est.compute_s += res.compute_s
+        if res.error is not None:
+            est.bad.append((res.path, res.error))
+            continue
+        est.n_images += 1
+        if res.gray:
+            est.n_gray += 1
         else:
-            t0 = time.perf_counter()
-            est.n_images += 1
-            ab = rgb_to_ab(item.rgb)
-            if is_grayscale_ab(ab):
-                est.n_gray += 1
-            else:
-                c = _bin_counts(ab, bins, assignment, k, sigma)
-                acc = c if acc is None else acc + c
-                est.n_pixels += int(ab.shape[-1] * ab.shape[-2])
-            est.compute_s += time.perf_counter() - t0
-        if on_image is not None:
-            on_image(done, total, item.path)
+            acc = res.counts if acc is None else acc + res.counts
+            est.n_pixels += res.n_pixels
     if acc is not None:
         est.counts = acc.numpy().astype(np.float64)
     return est
@@ -239,20 +325,20 @@ def histogram_ab(
 
     n = len(ab_axis(grid))
     hist = AbHistogram(counts=np.zeros((n, n), dtype=np.int64), grid=float(grid))
-    total = len(files)
-    for done, item in enumerate(iter_decoded(files, max_side, workers), start=1):
-        if item.rgb is None:
-            hist.bad.append((item.path, item.error or "unreadable"))
+
+    def count(ab: Any) -> np.ndarray:
+        return histogram_ab_samples(ab[0].reshape(2, -1).T.numpy(), grid)
+
+    for res in _count_pass(files, count, max_side, workers, on_image):
+        if res.error is not None:
+            hist.bad.append((res.path, res.error))
+            continue
+        hist.n_images += 1
+        if res.gray:
+            hist.n_gray += 1
         else:
-            hist.n_images += 1
-            ab = rgb_to_ab(item.rgb)
-            if is_grayscale_ab(ab):
-                hist.n_gray += 1
-            else:
-                hist.counts += histogram_ab_samples(ab[0].reshape(2, -1).T.numpy(), grid)
-                hist.n_pixels += int(ab.shape[-1] * ab.shape[-2])
-        if on_image is not None:
-            on_image(done, total, item.path)
+            hist.counts += res.counts
+            hist.n_pixels += res.n_pixels
     return hist
 
 

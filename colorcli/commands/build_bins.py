@@ -49,8 +49,13 @@ def command(
         ),
     ] = 256,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, help="Folder source: threads decoding images.")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Threads reading and counting images (default: number of CPUs, at most 8).",
+        ),
+    ] = None,
     plot: Annotated[
         Path | None,
         typer.Option("--plot", help="Also draw the bins, coloured by their ab at L = 50 (PNG)."),
@@ -60,7 +65,7 @@ def command(
     ] = False,
 ) -> None:
     """Quantize the ab gamut into bins (reference Q = 313, or from sRGB / a folder)."""
-    from colorcli.data import BinsConfig, build_bins
+    from colorcli.data import BinsConfig, build_bins, default_workers
     from colorcli.plots import plot_bins
 
     out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
@@ -70,7 +75,11 @@ def command(
         if target is not None and target.exists() and not overwrite:
             raise UsageError(f"{target}: already exists (use --overwrite to replace it)")
     config = BinsConfig(
-        source=source, grid=grid, min_pixels=min_pixels, max_side=max_side, workers=workers
+        source=source,
+        grid=grid,
+        min_pixels=min_pixels,
+        max_side=max_side,
+        workers=workers or default_workers(),
     )
     if config.source in ("reference", "srgb"):
         result = build_bins(config)

@@ -72,7 +72,14 @@ def command(
             "--max-side", min=16, help="Images are read with their longer side shrunk to this."
         ),
     ] = 256,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Threads decoding images.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Threads reading and counting images (default: number of CPUs, at most 8).",
+        ),
+    ] = None,
     plot: Annotated[
         Path | None,
         typer.Option("--plot", help="Also draw the prior (log scale) and weights on the ab plane."),
@@ -91,6 +98,7 @@ def command(
     """
     from colorcli.data import (
         RebalanceConfig,
+        default_workers,
         list_folder,
         rebalance_folder,
         rebalance_path,
@@ -113,7 +121,7 @@ def command(
         q_mode=q_mode.value,
         assignment=assign.value,
         max_side=max_side,
-        workers=workers,
+        workers=workers or default_workers(),
         bins_source=bins_arg,
     )
     files, not_images = list_folder(folder)
