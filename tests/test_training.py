@@ -66,7 +66,9 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 COMBOS: list[tuple[str, dict[str, Any]]] = [
     ("classification", {"targets": "soft"}),
-    ("classification", {"targets": "onehot", "rebalance": False}),
+    ("classification", {"targets": "soft", "rebalance": False}),
+    ("classification", {"targets": "onehot"}),
+    ("classification", {"targets": "onehot", "rebalance": False, "k": 10}),
     ("regression", {"loss": "l1", "depth": 5}),
     ("regression", {"loss": "l2", "arch": "eccv16"}),
     ("cgan", {"gan": "vanilla", "depth": 5, "r1_gamma": 0.1, "label_smoothing": 0.9}),
@@ -210,6 +212,12 @@ def test_bad_and_gray_files_are_skipped_and_reported_once(tmp_path: Path) -> Non
     bad = [e for e in events if isinstance(e, BadFile)]
     assert len(bad) == 1 and "broken.jpg" in bad[0].path and "broken.jpg" in bad[0].reason
     assert result.step == 6 and len(result.bad_files) == 1
+    # published schedule scaled to 6 steps: drops after round(6 * 200/450) = 3 and
+    # round(6 * 375/450) = 5 completed steps
+    lrs = [
+        r["lr"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"
+    ]
+    assert lrs == pytest.approx([3e-5, 3e-5, 3e-5, 1e-5, 1e-5, 3e-6])
 
 
 def test_refuses_non_empty_run_dir(photos: Path, tmp_path: Path) -> None:

@@ -277,7 +277,9 @@ def _prior(
         rng = np.random.default_rng([config.seed, 104729])
         n = min(len(train_files), config.prior_images)
         pick = sorted(rng.choice(len(train_files), size=n, replace=False).tolist())
-        est = data.estimate_prior([train_files[i] for i in pick], bins)
+        est = data.estimate_prior(
+            [train_files[i] for i in pick], bins, workers=max(1, config.workers)
+        )
         _, smoothed, weights = data.compute_rebalance(est, bins, lam=config.lam, sigma=config.sigma)
         buf[0] = torch.from_numpy(smoothed)
         buf[1] = torch.from_numpy(weights)
