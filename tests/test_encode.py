@@ -1,0 +1,305 @@
+"""colorcli.color.encode: soft / one-hot encoding (exact vs brute force) and decoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import colorcli.color.encode as enc
+from colorcli.color.bins import reference_bins
+from colorcli.color.encode import (
+    decode,
+    nearest_bin,
+    one_hot_encode,
+    soft_encode,
+    to_dense,
+)
+
+SIGMA = 5.0
+
+
+def brute_force(
+    ab: torch.Tensor, bins: np.ndarray, k: int, sigma: float = SIGMA
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference: full (N, Q) float64 distance matrix, stable sort (ties -> lower index),
+    Gaussian weights of the K first. Returns (index, weight) (B, K, H, W), weight float64."""
+    bsz, _, h, w = ab.shape
+    pts = ab.permute(0, 2, 3, 1).reshape(-1, 2).double()
+    c = torch.as_tensor(bins, dtype=torch.float64)
+    d2 = (pts[:, :1] - c[:, 0]) ** 2 + (pts[:, 1:] - c[:, 1]) ** 2
+    val, idx = torch.sort(d2, dim=1, stable=True)
+    val, idx = val[:, :k], idx[:, :k]
+    wt = torch.exp(-(val - val[:, :1]) / (2 * sigma**2))
+    wt = wt / wt.sum(dim=1, keepdim=True)
+
+    def back(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(bsz, h, w, k).permute(0, 3, 1, 2)
+
+    return back(idx), back(wt)
+
+
+def grid_bins(step: float, a: tuple[float, float], b: tuple[float, float]) -> np.ndarray:
+    ga = np.arange(a[0], a[1] + step / 2, step)
+    gb = np.arange(b[0], b[1] + step / 2, step)
+    return np.stack(np.meshgrid(ga, gb, indexing="ij"), -1).reshape(-1, 2)
+
+
+def subset_bins() -> np.ndarray:
+    ref = reference_bins()
+    keep = np.sort(np.random.default_rng(1).choice(len(ref), 120, replace=False))
+    return ref[keep]
+
+
+BIN_SETS = {
+    "reference": reference_bins,
+    "subset": subset_bins,  # holes everywhere: windows are often incomplete
+    "grid5": lambda: grid_bins(5.0, (-40.0, 60.0), (-55.0, 35.0)),
+}
+
+
+def random_ab(seed: int, shape: tuple[int, int, int], dtype: torch.dtype) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand((shape[0], 2, shape[1], shape[2]), generator=g, dtype=dtype) * 300) - 150
+
+
+def assert_same(ab: torch.Tensor, bins: np.ndarray, k: int, sigma: float = SIGMA) -> None:
+    idx, wt = soft_encode(ab, bins, k=k, sigma=sigma, compile=False)
+    ref_i, ref_w = brute_force(ab, bins, k, sigma)
+    assert idx.dtype == torch.int64 and idx.shape == ref_i.shape
+    assert wt.dtype == ab.dtype and wt.shape == ref_w.shape
+    assert torch.equal(idx, ref_i)
+    tol = 1e-12 if ab.dtype == torch.float64 else 1e-6
+    assert torch.allclose(wt.double(), ref_w, atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(BIN_SETS))
+@pytest.mark.parametrize("k", [1, 5, 10])
+def test_soft_encode_matches_brute_force_whole_plane(name: str, k: int) -> None:
+    bins = BIN_SETS[name]()
+    for seed, dtype in ((0, torch.float32), (1, torch.float64)):
+        assert_same(random_ab(seed, (2, 48, 48), dtype), bins, k)
+
+
+@pytest.mark.parametrize("name", sorted(BIN_SETS))
+@pytest.mark.parametrize("k", [1, 5, 10])
+def test_soft_encode_exact_on_centres_and_midpoints(name: str, k: int) -> None:
+    """Lattice of half-cells over [-150, 150]^2: cell centres, edge midpoints and corners
+    (2- and 4-way ties, diagonal ties) must be broken exactly like the stable brute force."""
+    bins = BIN_SETS[name]()
+    half, end = (2.5, 75.0) if name == "grid5" else (5.0, 150.0)
+    vals = torch.arange(-end, end + half / 2, half, dtype=torch.float64)
+    a, b = torch.meshgrid(vals, vals, indexing="ij")
+    ab = torch.stack([a, b]).unsqueeze(0)
+    assert_same(ab, bins, k)
+    assert_same(ab.float(), bins, k)
+    # integer points make many more exact (diagonal) ties, e.g. |da| == |db|
+    ints = torch.arange(-end, end + 1.0, 1.0)
+    a, b = torch.meshgrid(ints, ints, indexing="ij")
+    assert_same(torch.stack([a, b]).unsqueeze(0)[:, :, ::4, ::3], bins, k)
+
+
+@pytest.mark.parametrize("k", [1, 5, 10])
+def test_soft_encode_far_outside_gamut(k: int) -> None:
+    bins = reference_bins()
+    pts = [(200.0, -200.0), (1e4, 1e4), (-3e5, 7.0), (110.5, 0.0), (-95.0, 95.0), (0.0, -1e6)]
+    ab = torch.tensor(pts, dtype=torch.float64).t().reshape(1, 2, 1, len(pts))
+    assert_same(ab, bins, k)
+    _, wt = soft_encode(ab, bins, k=k)
+    assert torch.isfinite(wt).all()
+    assert torch.allclose(wt.sum(dim=1), torch.ones(1, 1, len(pts), dtype=torch.float64))
+
+
+def test_weights_formula_hand_example() -> None:
+    """Point (3, 4) in the interior: squared distances to (0,0), (0,10), (10,0), (10,10),
+    (-10,0) are 3^2+4^2, 3^2+6^2, 7^2+4^2, 7^2+6^2, 13^2+4^2 (next: (0,-10) at 3^2+14^2);
+    weights are the normalised Gaussians."""
+    bins = reference_bins()
+    ab = torch.tensor([3.0, 4.0], dtype=torch.float64).view(1, 2, 1, 1)
+    idx, wt = soft_encode(ab, bins, k=5, sigma=SIGMA)
+    centres = bins[idx.view(-1).numpy()]
+    expected_centres = np.array([(0, 0), (0, 10), (10, 0), (10, 10), (-10, 0)], dtype=float)
+    assert np.array_equal(centres, expected_centres)
+    d2 = np.array([9 + 16, 9 + 36, 49 + 16, 49 + 36, 169 + 16])
+    w = np.exp(-d2 / (2 * SIGMA**2))
+    assert np.allclose(wt.view(-1).numpy(), w / w.sum(), atol=1e-14, rtol=0)
+
+
+def test_ties_lower_index_first_and_nearest_first() -> None:
+    bins = reference_bins()
+    ab = torch.tensor([5.0, 5.0]).view(1, 2, 1, 1)  # equidistant from 4 bins
+    idx, wt = soft_encode(ab, bins, k=5)
+    four = idx.view(-1)[:4]
+    assert torch.equal(four, four.sort().values)
+    assert torch.allclose(wt.view(-1)[:4], wt.view(-1)[:1].expand(4))
+    assert wt.view(-1)[4] < wt.view(-1)[0]
+
+
+def test_unsorted_and_off_grid_bins_stay_exact() -> None:
+    ref = reference_bins()
+    perm = np.random.default_rng(3).permutation(len(ref))
+    ab = random_ab(5, (1, 32, 32), torch.float32)
+    for bins in (ref[perm], ref + np.random.default_rng(4).normal(0, 0.01, ref.shape)):
+        for k in (1, 5):
+            assert_same(ab, bins, k)
+    # bins given as a tensor
+    idx_t, _ = soft_encode(ab, torch.as_tensor(ref), k=5)
+    idx_n, _ = soft_encode(ab, ref, k=5)
+    assert torch.equal(idx_t, idx_n)
+
+
+def test_weight_dtype_and_sigma_limits() -> None:
+    bins = reference_bins()
+    ab = random_ab(6, (1, 8, 8), torch.float64) / 2
+    _, wide = soft_encode(ab, bins, k=5, sigma=1e6)
+    assert torch.allclose(wide, torch.full_like(wide, 0.2), atol=1e-9)
+    _, narrow = soft_encode(ab, bins, k=5, sigma=1e-3)
+    assert torch.allclose(narrow[:, 0], torch.ones_like(narrow[:, 0]))
+    with pytest.raises(ValueError, match="sigma"):
+        soft_encode(ab, bins, sigma=0.0)
+
+
+def test_one_hot_and_nearest_bin() -> None:
+    bins = subset_bins()
+    ab = random_ab(7, (3, 16, 20), torch.float32)
+    ref_i, _ = brute_force(ab, bins, 1)
+    near = nearest_bin(ab, bins)
+    assert near.shape == (3, 16, 20) and near.dtype == torch.int64
+    assert torch.equal(near, ref_i[:, 0])
+    idx, wt = one_hot_encode(ab, bins)
+    assert idx.shape == wt.shape == (3, 1, 16, 20)
+    assert torch.equal(idx[:, 0], near)
+    assert wt.dtype == ab.dtype and bool((wt == 1).all())
+
+
+def test_to_dense() -> None:
+    bins = reference_bins()
+    ab = random_ab(8, (2, 5, 6), torch.float32) / 2
+    idx, wt = soft_encode(ab, bins, k=5)
+    dense = to_dense(idx, wt, len(bins))
+    assert dense.shape == (2, len(bins), 5, 6)
+    assert torch.allclose(dense.sum(dim=1), torch.ones(2, 5, 6))
+    assert torch.equal(dense.gather(1, idx), wt)
+    assert int((dense > 0).sum()) == idx.numel()
+    # repeated indices add up
+    rep = to_dense(torch.zeros(1, 2, 1, 1, dtype=torch.long), torch.full((1, 2, 1, 1), 0.5), 3)
+    assert rep.view(-1).tolist() == [1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="index values"):
+        to_dense(idx, wt, 10)
+    with pytest.raises(ValueError, match=r"\(B, K, H, W\)"):
+        to_dense(idx[0], wt[0], len(bins))
+
+
+def test_input_errors() -> None:
+    bins = reference_bins()
+    with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
+        soft_encode(torch.zeros(1, 3, 4, 4), bins)
+    with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
+        soft_encode(torch.zeros(2, 4, 4), bins)
+    with pytest.raises(TypeError, match="floating"):
+        soft_encode(torch.zeros(1, 2, 4, 4, dtype=torch.long), bins)
+    with pytest.raises(ValueError, match="NaN"):
+        soft_encode(torch.full((1, 2, 2, 2), float("nan")), bins)
+    with pytest.raises(ValueError, match="k must be"):
+        soft_encode(torch.zeros(1, 2, 2, 2), bins, k=0)
+    with pytest.raises(ValueError, match="k must be"):
+        soft_encode(torch.zeros(1, 2, 2, 2), bins, k=len(bins) + 1)
+    with pytest.raises(ValueError, match=r"\(Q, 2\)"):
+        soft_encode(torch.zeros(1, 2, 2, 2), np.zeros((5, 3)))
+    idx, wt = soft_encode(torch.zeros(0, 2, 4, 4), bins)
+    assert idx.shape == wt.shape == (0, 5, 4, 4)
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(fn: object, **kwargs: object) -> object:
+        def run(*args: object) -> object:
+            raise RuntimeError("no C++ compiler")
+
+        return run
+
+    monkeypatch.setattr(enc, "_compiled_core", None)
+    monkeypatch.setattr(enc, "_compile_failed", False)
+    monkeypatch.setattr(torch, "compile", broken)
+    bins = reference_bins()
+    ab = random_ab(9, (1, 16, 16), torch.float32)
+    idx, wt = soft_encode(ab, bins, k=5, compile=True)
+    assert enc._compile_failed
+    ref_i, ref_w = brute_force(ab, bins, 5)
+    assert torch.equal(idx, ref_i)
+    assert torch.allclose(wt.double(), ref_w, atol=1e-6)
+
+
+def test_selection_networks_sort_any_monotone_input() -> None:
+    """The pruned comparator networks sort the first K + 1 of any input that is monotone in
+    both ranks (what the fast path feeds them), ties included."""
+    rng = np.random.default_rng(10)
+    for k in (1, 2, 3, 5, 10):
+        geo = enc._geometry(k)
+        kk = min(k + 1, len(geo.cand))
+        net = enc._selection_network(geo.cand, kk)
+        for _ in range(200):
+            ea = np.cumsum(rng.integers(0, 3, 2 * geo.m + 1))
+            eb = np.cumsum(rng.integers(0, 3, 2 * geo.m + 1))
+            vals = [float(ea[i] + eb[j]) for i, j in geo.cand]
+            wires = list(vals)
+            for i, j in net:
+                if wires[j] < wires[i]:
+                    wires[i], wires[j] = wires[j], wires[i]
+            assert wires[:kk] == sorted(vals)[:kk]
+
+
+# ---------------------------------------------------------------------------------- decode
+
+
+def three_bins() -> np.ndarray:
+    return np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 20.0]])
+
+
+def test_decode_mean_hand_example() -> None:
+    p = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
+    logits = p.log().view(1, 3, 1, 1)
+    out = decode(logits, three_bins(), method="mean")
+    # a = 0.3 * 10 = 3, b = 0.5 * 20 = 10
+    assert torch.allclose(out.view(-1), torch.tensor([3.0, 10.0], dtype=torch.float64))
+
+
+def test_decode_annealed_limits_and_mode() -> None:
+    g = torch.Generator().manual_seed(11)
+    logits = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64)
+    logits.scatter_add_(
+        1, logits.argmax(dim=1, keepdim=True), torch.full((2, 1, 4, 5), 0.1, dtype=torch.float64)
+    )
+    bins = three_bins()
+    mean = decode(logits, bins, method="mean")
+    assert torch.allclose(decode(logits, bins, method="annealed", temperature=1.0), mean)
+    mode = decode(logits, bins, method="mode")
+    centres = torch.as_tensor(bins)[logits.argmax(dim=1)].permute(0, 3, 1, 2)
+    assert torch.equal(mode, centres)
+    cold = decode(logits, bins, method="annealed", temperature=1e-3)
+    assert torch.allclose(cold, mode, atol=1e-6)
+    # annealing sharpens: T = 0.38 lies between the mean and the mode
+    t38 = decode(logits, bins)
+    assert (t38 - mode).abs().sum() < (mean - mode).abs().sum()
+    # hand-worked annealed value for one pixel: softmax(x / T) weights
+    x = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    w = torch.exp(x / 0.38) / torch.exp(x / 0.38).sum()
+    expected = torch.tensor([10 * w[1], 20 * w[2]], dtype=torch.float64)
+    got = decode(x.view(1, 3, 1, 1), bins, temperature=0.38).view(-1)
+    assert torch.allclose(got, expected)
+
+
+def test_decode_mode_ties_lowest_index() -> None:
+    logits = torch.zeros(1, 3, 1, 1)
+    assert decode(logits, three_bins(), method="mode").view(-1).tolist() == [0.0, 0.0]
+
+
+def test_decode_errors() -> None:
+    bins = three_bins()
+    with pytest.raises(ValueError, match=r"\(B, Q, H, W\)"):
+        decode(torch.zeros(3, 4, 4), bins)
+    with pytest.raises(ValueError, match="do not match"):
+        decode(torch.zeros(1, 4, 2, 2), bins)
+    with pytest.raises(ValueError, match="temperature"):
+        decode(torch.zeros(1, 3, 2, 2), bins, temperature=0.0)
+    with pytest.raises(ValueError, match="unknown decode method"):
+        decode(torch.zeros(1, 3, 2, 2), bins, method="median")  # type: ignore[arg-type]
