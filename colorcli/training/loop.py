@@ -23,7 +23,14 @@ SIGKILL at any moment leaves the previous consistent checkpoint.
 
 Distributed: when ``WORLD_SIZE`` > 1 (torchrun), the process group is initialised from the
 environment (NCCL on CUDA, gloo on CPU); each rank reads its own shard of every global batch;
-only rank 0 validates and writes files.
+only rank 0 validates and writes files (and reports the unreadable files of its own shard).
+
+Grayscale crops (no pixel with |a| or |b| > 5) and unreadable files are dropped from the loss;
+a batch with none left still runs forward/backward with the loss scaled by 0 (so distributed
+gradients line up), which means Adam's momentum still moves the weights for that step.
+Learning-rate milestones are fractions of ``--steps``: resuming with a different ``--steps``
+rescales the rest of the schedule. On CUDA the per-step timings in ``StepDone`` are host
+times (kernels run asynchronously); they are exact on CPU.
 """
 
 from __future__ import annotations
@@ -519,52 +526,60 @@ class _Run:
 
     # -- main loop
 
-    def run(self) -> TrainResult:
-        c, d, state = self.config, self.d, self.state
-        train_files, val_files = self._files()
-        digest = _files_digest(train_files)
-        start = 0
-        if state is not None:
-            start = int(state["step"])
-            if int(state["world_size"]) != d.world_size:
-                raise UsageError(
-                    f"{self.out}: the run used {state['world_size']} process(es), this resume "
-                    f"{d.world_size}; resume with the same number for the same data order"
+    def _check_resumable(self, state: Mapping[str, Any], digest: str) -> None:
+        if int(state["world_size"]) != self.d.world_size:
+            raise UsageError(
+                f"{self.out}: the run used {state['world_size']} process(es), this resume "
+                f"{self.d.world_size}; resume with the same number for the same data order"
+            )
+        if state["files_digest"] != digest:
+            self.emit(
+                Note(
+                    "the training folder changed since the run started: "
+                    "the data order after this point differs from the original run"
                 )
-            if state["files_digest"] != digest:
-                self.emit(
-                    Note(
-                        "the training folder changed since the run started: "
-                        "the data order after this point differs from the original run"
-                    )
-                )
-            bins = state["bins"].numpy()
-            prior_smoothed = state["prior_smoothed"].numpy()
-            class_weights = state["class_weights"].numpy()
-            prior_source = str(state["prior_source"])
-        else:
-            rebalance_bins = None
-            if c.rebalance_file:
-                from colorcli import data
+            )
 
-                rebalance_bins = data.load_rebalance(c.rebalance_file).bins
-            bins = _load_bins(c, rebalance_bins)
-            prior_smoothed, class_weights, prior_source = _prior(c, train_files, bins, d)
-        extra = {
+    def _colour_stats(
+        self, train_files: list[Path], state: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Bins, smoothed prior and class weights: from the resume file, or built now."""
+        if state is not None:
+            return {
+                "bins": state["bins"].numpy(),
+                "prior_smoothed": state["prior_smoothed"].numpy(),
+                "class_weights": state["class_weights"].numpy(),
+                "prior_source": str(state["prior_source"]),
+            }
+        c = self.config
+        rebalance_bins = None
+        if c.rebalance_file:
+            from colorcli import data
+
+            rebalance_bins = data.load_rebalance(c.rebalance_file).bins
+        bins = _load_bins(c, rebalance_bins)
+        prior_smoothed, class_weights, prior_source = _prior(c, train_files, bins, self.d)
+        return {
             "bins": bins,
             "prior_smoothed": prior_smoothed,
             "class_weights": class_weights,
             "prior_source": prior_source,
         }
-        precision = Precision(self.device, autocast_dtype(self.device) if c.amp else None)
-        objective = _build_objective(c, bins, class_weights, precision, d.world_size > 1)
+
+    def run(self) -> TrainResult:
+        c, d, state = self.config, self.d, self.state
+        train_files, val_files = self._files()
+        digest = _files_digest(train_files)
+        start = 0 if state is None else int(state["step"])
         if state is not None:
-            for name, m in objective.models.items():
-                m.load_state_dict(state["models"][name])
-            for name, o in objective.optimizers.items():
-                o.load_state_dict(state["optimizers"][name])
-            for name, s in objective.scalers.items():
-                s.load_state_dict(state["scalers"][name])
+            self._check_resumable(state, digest)
+        extra = self._colour_stats(train_files, state)
+        precision = Precision(self.device, autocast_dtype(self.device) if c.amp else None)
+        objective = _build_objective(
+            c, extra["bins"], extra["class_weights"], precision, d.world_size > 1
+        )
+        if state is not None:
+            _restore(objective, state)
         if d.main:
             metrics_path = self.out / METRICS_FILE
             self.history = [r for r in read_metrics(metrics_path) if int(r.get("step", 0)) <= start]
@@ -584,7 +599,7 @@ class _Run:
         if c.objective == "classification":
             self.emit(
                 Note(
-                    prior_source
+                    extra["prior_source"]
                     if c.rebalance
                     else "class rebalancing off (prior used only for rebalanced AuC)"
                 )
@@ -704,6 +719,16 @@ class _Run:
             self.history.append(rec)
             _append_metrics(self.out / METRICS_FILE, rec)
         return loss
+
+
+def _restore(objective: Objective, state: Mapping[str, Any]) -> None:
+    """Load model, optimizer and GradScaler states saved by ``_Run.save``."""
+    for name, m in objective.models.items():
+        m.load_state_dict(state["models"][name])
+    for name, o in objective.optimizers.items():
+        o.load_state_dict(state["optimizers"][name])
+    for name, sc in objective.scalers.items():
+        sc.load_state_dict(state["scalers"][name])
 
 
 def _finish(d: _Dist) -> None:
