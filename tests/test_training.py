@@ -266,3 +266,28 @@ def test_sample_grid_layout() -> None:
     np.testing.assert_allclose(truth / 255.0, rgb[0].permute(1, 2, 0).numpy(), atol=1 / 255 + 1e-4)
     gray = grid[12:20, 2:10].astype(int)  # row 1, first column: R = G = B
     assert np.abs(gray[..., 0] - gray[..., 1]).max() <= 1
+
+
+def test_rebalance_file_supplies_the_class_weights(photos: Path, tmp_path: Path) -> None:
+    from colorcli.color.bins import reference_bins
+    from colorcli.data import save_rebalance
+
+    bins = reference_bins()
+    q = len(bins)
+    prior = np.full(q, 1.0 / q)
+    weights = np.linspace(0.5, 1.5, q)
+    path = save_rebalance(
+        tmp_path / "reb.npz", bins=bins, prior=prior, prior_smoothed=prior, weights=weights,
+        settings={"lam": 0.5},
+    )  # fmt: skip
+    cfg = make_config(str(photos), str(tmp_path / "run"), "classification", steps=1,
+                      width=0.0625, rebalance_file=str(path), **TINY)  # fmt: skip
+    train(cfg)
+    state = load_resume_state(tmp_path / "run")
+    np.testing.assert_array_equal(state["class_weights"].numpy(), weights)
+    assert str(path) in state["prior_source"]
+    bad = tmp_path / "other_bins.npy"
+    np.save(bad, bins[:300])
+    cfg2 = cfg.replace(out_dir=str(tmp_path / "run2"), bins_file=str(bad))
+    with pytest.raises(UsageError, match="differ"):
+        train(cfg2)
