@@ -12,20 +12,21 @@ full ``(N, Q)`` distance matrix gives). Neighbours are returned nearest first. T
 every finite input, far outside the gamut included.
 
 How it is fast. Bins lie on a regular grid (``colorcli.color.bins.grid_layout``). Per axis, a
-pixel's distances to the grid columns near its nearest column, ranked (nearest, then the
-neighbour on the pixel's side, then the other side, ...), form a sorted list; the squared
+pixel's squared distances to the grid columns around its nearest column, ranked (nearest, then
+the neighbour on the pixel's side, then the other side, ...), form a sorted list; the squared
 distance to a cell is the sum of one entry per axis. So only cells whose (rank_a, rank_b) lie on
 the "staircase" ``(rank_a + 1) * (rank_b + 1) <= K`` (any other cell is no closer than K
 staircase cells) and within the largest K-th-neighbour radius of a full grid can be among the K
-nearest: 8 cells for K = 5, 15 for K = 10, 1 for K = 1. Those candidates are gathered through
-precomputed tables (cells that are not bins count as +inf) and ``torch.topk`` picks the K. A
-pixel is accepted only if its K-th candidate is strictly closer than a lower bound on every cell
-left out (the ranked axis lists are checked to be sorted, the bound is the minimum over the
-staircase's outer corners and the window's edge); exact ties among candidates are re-ordered by
-bin index; every other pixel (near or beyond the gamut edge, exact boundary ties) goes to an
-exact brute-force fallback over all Q bins. Plain eager torch, no compilation (so no first-call
-latency): on CPU about 10x faster than scikit-learn's ball tree on the same pixels (see
-``benchmarks/bench_encode.py``).
+nearest: 8 cells for K = 5, 15 for K = 10, 1 for K = 1. Their distances are sorted by a small
+comparator network (Batcher's, pruned of comparators that the rank order makes redundant: 9 for
+K = 5), computed column-wise in float64 with plain elementwise torch ops. A pixel is accepted only
+if its K first candidates are bins, its ranked axis lists are indeed sorted, and its K-th distance
+is strictly below a lower bound for every cell left out (the staircase's outer corners and the
+window's edge); exact ties among candidates are re-ordered by bin index; every other pixel
+(near or beyond the gamut edge, non-grid bins) goes to an exact brute-force fallback over all Q
+bins. Eager by default (no first-call latency); ``compile=True`` (or inputs of 2**20 pixels and
+more) runs the window search under ``torch.compile`` once per process, falling back to eager if
+compilation fails. Speed against scikit-learn's ball tree: ``benchmarks/bench_encode.py``.
 """
 
 from __future__ import annotations
@@ -227,8 +228,8 @@ class _Tables:
     pad: int
     col_a: torch.Tensor  # (na,) float64 centre a of each padded column
     col_b: torch.Tensor  # (nb,)
-    rank_a: torch.Tensor  # (na * 2, 2m+1) float64: a of each rank's column, per (column, side)
-    rank_b: torch.Tensor  # (nb * 2, 2m+1)
+    rank_a: torch.Tensor  # (2m+1, na * 2) float64: a of each rank's column, per (column, side)
+    rank_b: torch.Tensor  # (2m+1, nb * 2)
     cand_idx: torch.Tensor  # (na * nb * 4 * C,) int64 bin index of each candidate, -1 = no bin
     beyond: float  # lower bound on the squared distance of any cell outside the window
     network: tuple[tuple[int, int], ...]  # comparators selecting the smallest kk candidates
@@ -299,8 +300,8 @@ def _build_tables(bins: np.ndarray, k: int, device: torch.device) -> _Tables | N
         pad=pad,
         col_a=t(col_a),
         col_b=t(col_b),
-        rank_a=t(col_a[base_a].reshape(na * 2, -1)),
-        rank_b=t(col_b[base_b].reshape(nb * 2, -1)),
+        rank_a=t(col_a[base_a].reshape(na * 2, -1).T),
+        rank_b=t(col_b[base_b].reshape(nb * 2, -1).T),
         cand_idx=t(cand.reshape(-1)),
         # Cells beyond the window are >= m + 1/2 cells away (up to rounding of the base column).
         beyond=((m + 0.5) * g) ** 2 * (1.0 - 1e-9),
@@ -349,35 +350,33 @@ def _brute_knn(
 
 def _axis(
     x: torch.Tensor, origin: float, col: torch.Tensor, ranks: torch.Tensor, tab: _Tables, n: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per axis: nearest padded column (N,), side (N,) 0/1, ranked squared distances (N, 2m+1)
-    (sorted unless rounding misplaced the nearest column; checked by the caller)."""
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Per axis: nearest padded column (N,), side (N,) 0/1, and per rank the squared distance
+    (N,) to that rank's column (sorted by rank unless rounding misplaced the nearest column;
+    the caller checks)."""
     m, pad = tab.geo.m, tab.pad
     # clamped so that the whole window exists; clamped points see only non-bin cells
-    base = torch.floor((x - origin) / tab.grid + 0.5).clamp_(m - pad, n - pad - m - 1)
+    base = torch.floor((x - origin) * (1.0 / tab.grid) + 0.5).clamp_(m - pad, n - pad - m - 1)
     base = base.long().add_(pad)
     side = (x < col.take(base)).long()  # 1: left of its column's centre, ranks go -1, +1, ...
-    e = (x[:, None] - ranks.index_select(0, base * 2 + side)).square_()
-    return base, side, e
+    key = base * 2 + side
+    return base, side, [(x - r.take(key)).square_() for r in ranks]
 
 
-def _fast_core(
-    a: torch.Tensor, b: torch.Tensor, tab: _Tables
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _fast_core(a: torch.Tensor, b: torch.Tensor, tab: _Tables) -> _CoreOut:
     """The vectorised window search for points (a, b) float64 (N,).
 
     Candidates are ranked by their geometric distance, bin or not. Returns (dist (K, N),
     idx (K, N), ok (N,) bool: exact unless ties (the K first are all bins, the axis lists are
     sorted and every cell left out is strictly farther), tie (N,) bool: equal distances among the
-    first K + 1, d2 (N, C), row (N,)).
+    first K + 1, the ranked squared distances of axis a then axis b (2 * (2m+1) of (N,)),
+    row (N,)).
     """
     k = tab.k
     ia, sa, ea = _axis(a, tab.a0, tab.col_a, tab.rank_a, tab, tab.na)
     ib, sb, eb = _axis(b, tab.b0, tab.col_b, tab.rank_b, tab, tab.nb)
     row = ((ia * tab.nb + ib) * 2 + sa) * 2 + sb
-    ea_t, eb_t = ea.t().contiguous(), eb.t().contiguous()
-    vals = [ea_t[i] + eb_t[j] for i, j in tab.geo.cand]  # == (a - A)^2 + (b - B)^2
-    d2 = torch.stack(vals, dim=1)
+    vals = [ea[i] + eb[j] for i, j in tab.geo.cand]  # == (a - A)^2 + (b - B)^2, bitwise
     pos: list[torch.Tensor | int] = list(range(len(vals)))
     for i, j in tab.network:
         swap = vals[j] < vals[i]
@@ -387,16 +386,16 @@ def _fast_core(
     idx = torch.stack([tab.cand_idx.take(flat + p) for p in pos[:k]])
     ok = vals[k - 1] < tab.beyond
     for i, j in tab.geo.corners:
-        ok &= vals[k - 1] < ea_t[i] + eb_t[j]
+        ok &= vals[k - 1] < ea[i] + eb[j]
     ok &= (idx >= 0).all(dim=0)
-    for e in (ea_t, eb_t):
-        for r in range(e.shape[0] - 1):
+    for e in (ea, eb):
+        for r in range(len(e) - 1):
             ok &= e[r + 1] >= e[r]
     dist = torch.stack(vals[:k])
     tie = torch.zeros_like(ok)
     for r in range(tab.kk - 1):
         tie |= vals[r] == vals[r + 1]
-    return dist, idx, ok, tie & ok, d2, row
+    return dist, idx, ok, tie & ok, ea + eb, row
 
 
 def _fast_knn(
@@ -405,22 +404,25 @@ def _fast_knn(
     """K nearest of points (a, b) float64 (N,), exact (see module docstring); (K, N) each."""
     k, n = tab.k, a.shape[0]
     if core is _fast_core:
-        dist, idx, ok, tie, d2, row = core(a, b, tab)
+        dist, idx, ok, tie, e, row = core(a, b, tab)
     else:
         # compiled: fixed chunk length (one compilation), padded with copies of a real point
         fill = _COMPILE_CHUNK - n
         pa = torch.cat([a, a[:1].expand(fill)]) if fill else a
         pb = torch.cat([b, b[:1].expand(fill)]) if fill else b
-        dist, idx, ok, tie, d2, row = core(pa, pb, tab)
-        dist, idx, ok, tie, d2, row = dist[:, :n], idx[:, :n], ok[:n], tie[:n], d2[:n], row[:n]
+        dist, idx, ok, tie, e, row = core(pa, pb, tab)
+        dist, idx, ok, tie, row = dist[:, :n], idx[:, :n], ok[:n], tie[:n], row[:n]
     if bool(tie.any()):
         # exact ties: order all candidates by (distance, bin index), non-bins last
-        n_cand = d2.shape[1]
+        cand, n_rank = tab.geo.cand, 2 * tab.geo.m + 1
+        n_cand = len(cand)
         rows = tie.nonzero().squeeze(1)
+        er = [x.index_select(0, rows) for x in e]
+        d2 = torch.stack([er[i] + er[n_rank + j] for i, j in cand], dim=1)
         ci = tab.cand_idx.view(-1, n_cand).index_select(0, row[rows])
         key = torch.where(ci >= 0, ci, torch.iinfo(torch.int64).max)
         order = torch.argsort(key, dim=1, stable=True)
-        dd = d2.index_select(0, rows).masked_fill(ci < 0, torch.inf).gather(1, order)
+        dd = d2.masked_fill(ci < 0, torch.inf).gather(1, order)
         o2 = torch.argsort(dd, dim=1, stable=True)[:, :k]
         dist[:, rows] = dd.gather(1, o2).t()
         idx[:, rows] = ci.gather(1, order.gather(1, o2)).t()
@@ -432,10 +434,10 @@ def _fast_knn(
     return dist, idx
 
 
-_Core = Callable[
-    [torch.Tensor, torch.Tensor, _Tables],
-    tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+_CoreOut = tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor
 ]
+_Core = Callable[[torch.Tensor, torch.Tensor, _Tables], _CoreOut]
 _compiled_core: _Core | None = None
 _compile_failed = False
 
@@ -503,16 +505,19 @@ def _to_bkhw(x: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], bsz, h, w).transpose(0, 1).contiguous()
 
 
-def gaussian_weights(d2: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_weights(
+    d2: torch.Tensor, sigma: float, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """Normalised Gaussian weights from squared distances ``(K, N)``, nearest first.
 
     ``exp(-(d2 - d2_min) / (2 sigma^2))`` normalised over K: subtracting the nearest distance
-    cancels in the ratio and keeps far-away points from underflowing to 0/0.
+    cancels in the ratio and keeps far-away points from underflowing to 0/0. The exponent is
+    formed in ``d2``'s precision; exp and normalisation run in ``dtype``.
     """
     if sigma <= 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
-    w = torch.exp((d2 - d2.amin(dim=0, keepdim=True)) * (-0.5 / (sigma * sigma)))
-    return w / w.sum(dim=0, keepdim=True)
+    w = ((d2 - d2.amin(dim=0, keepdim=True)) * (-0.5 / (sigma * sigma))).to(dtype).exp_()
+    return w.div_(w.sum(dim=0, keepdim=True))
 
 
 def soft_encode(
@@ -536,7 +541,7 @@ def soft_encode(
     """
     arr = _bins_numpy(bins)
     d2, idx = _knn(ab, arr, k, compile)
-    weight = gaussian_weights(d2, sigma).to(ab.dtype)
+    weight = gaussian_weights(d2, sigma, ab.dtype)
     return _to_bkhw(idx, ab), _to_bkhw(weight, ab)
 
 
