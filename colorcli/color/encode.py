@@ -363,14 +363,19 @@ def _axis(
     return base, side, [(x - r.take(key)).square_() for r in ranks]
 
 
-def _fast_core(a: torch.Tensor, b: torch.Tensor, tab: _Tables) -> _CoreOut:
+def _fast_core(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    tab: _Tables,
+    out: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> _CoreOut:
     """The vectorised window search for points (a, b) float64 (N,).
 
     Candidates are ranked by their geometric distance, bin or not. Returns (dist (K, N),
     idx (K, N), ok (N,) bool: exact unless ties (the K first are all bins, the axis lists are
     sorted and every cell left out is strictly farther), tie (N,) bool: equal distances among the
     first K + 1, the ranked squared distances of axis a then axis b (2 * (2m+1) of (N,)),
-    row (N,)).
+    row (N,)). ``out``: (dist, idx) buffers to write into (eager only; saves allocations).
     """
     k = tab.k
     ia, sa, ea = _axis(a, tab.a0, tab.col_a, tab.rank_a, tab, tab.na)
@@ -383,7 +388,14 @@ def _fast_core(a: torch.Tensor, b: torch.Tensor, tab: _Tables) -> _CoreOut:
         vals[i], vals[j] = torch.minimum(vals[i], vals[j]), torch.maximum(vals[i], vals[j])
         pos[i], pos[j] = torch.where(swap, pos[j], pos[i]), torch.where(swap, pos[i], pos[j])
     flat = row * len(vals)
-    idx = torch.stack([tab.cand_idx.take(flat + p) for p in pos[:k]])
+    if out is None:
+        idx = torch.stack([tab.cand_idx.take(flat + p) for p in pos[:k]])
+        dist = torch.stack(vals[:k])
+    else:
+        dist, idx = out
+        for r in range(k):
+            torch.take(tab.cand_idx, flat + pos[r], out=idx[r])
+            dist[r].copy_(vals[r])
     ok = vals[k - 1] < tab.beyond
     for i, j in tab.geo.corners:
         ok &= vals[k - 1] < ea[i] + eb[j]
@@ -391,7 +403,6 @@ def _fast_core(a: torch.Tensor, b: torch.Tensor, tab: _Tables) -> _CoreOut:
     for e in (ea, eb):
         for r in range(len(e) - 1):
             ok &= e[r + 1] >= e[r]
-    dist = torch.stack(vals[:k])
     tie = torch.zeros_like(ok)
     for r in range(tab.kk - 1):
         tie |= vals[r] == vals[r + 1]
@@ -399,19 +410,27 @@ def _fast_core(a: torch.Tensor, b: torch.Tensor, tab: _Tables) -> _CoreOut:
 
 
 def _fast_knn(
-    a: torch.Tensor, b: torch.Tensor, tab: _Tables, centres: torch.Tensor, core: _Core
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """K nearest of points (a, b) float64 (N,), exact (see module docstring); (K, N) each."""
+    a: torch.Tensor,
+    b: torch.Tensor,
+    tab: _Tables,
+    centres: torch.Tensor,
+    core: _Core,
+    out: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    """K nearest of points (a, b) float64 (N,), exact (see module docstring), written into
+    ``out`` = (squared distances (K, N) float64, bin indices (K, N) int64)."""
     k, n = tab.k, a.shape[0]
     if core is _fast_core:
-        dist, idx, ok, tie, e, row = core(a, b, tab)
+        dist, idx, ok, tie, e, row = _fast_core(a, b, tab, out)
     else:
         # compiled: fixed chunk length (one compilation), padded with copies of a real point
         fill = _COMPILE_CHUNK - n
         pa = torch.cat([a, a[:1].expand(fill)]) if fill else a
         pb = torch.cat([b, b[:1].expand(fill)]) if fill else b
         dist, idx, ok, tie, e, row = core(pa, pb, tab)
-        dist, idx, ok, tie, row = dist[:, :n], idx[:, :n], ok[:n], tie[:n], row[:n]
+        out[0].copy_(dist[:, :n])
+        out[1].copy_(idx[:, :n])
+        dist, idx, ok, tie, row = out[0], out[1], ok[:n], tie[:n], row[:n]
     if bool(tie.any()):
         # exact ties: order all candidates by (distance, bin index), non-bins last
         cand, n_rank = tab.geo.cand, 2 * tab.geo.m + 1
@@ -431,7 +450,6 @@ def _fast_knn(
         bd, bi = _brute_knn(a[bad], b[bad], centres, k)
         dist[:, bad] = bd
         idx[:, bad] = bi
-    return dist, idx
 
 
 _CoreOut = tuple[
@@ -458,20 +476,23 @@ def _pick_core(n: int, device: torch.device, compile: bool | None) -> _Core:
 
 def _run_chunks(
     a: torch.Tensor, b: torch.Tensor, tab: _Tables, centres: torch.Tensor, core: _Core
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     global _compile_failed
+    n = a.shape[0]
+    dist = torch.empty((tab.k, n), dtype=torch.float64, device=a.device)
+    idx = torch.empty((tab.k, n), dtype=torch.int64, device=a.device)
     chunk = _CHUNK if core is _fast_core else _COMPILE_CHUNK
     try:
-        return [
-            _fast_knn(a[s : s + chunk], b[s : s + chunk], tab, centres, core)
-            for s in range(0, a.shape[0], chunk)
-        ]
+        for s in range(0, n, chunk):
+            sl = slice(s, s + chunk)
+            _fast_knn(a[sl], b[sl], tab, centres, core, (dist[:, sl], idx[:, sl]))
     except Exception as exc:  # any compiler/toolchain failure: remember it, run eager
         if core is _fast_core:
             raise
         _compile_failed = True
         _log.warning("torch.compile of the soft encoder failed (%s); using eager mode", exc)
         return _run_chunks(a, b, tab, centres, _fast_core)
+    return dist, idx
 
 
 def _knn(
@@ -493,10 +514,7 @@ def _knn(
         if a.shape[0] == 0:
             empty = a.new_zeros((k, 0))
             return empty, empty.long()
-        parts = _run_chunks(a, b, tab, centres, _pick_core(a.shape[0], device, compile))
-        if len(parts) == 1:
-            return parts[0]
-        return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
+        return _run_chunks(a, b, tab, centres, _pick_core(a.shape[0], device, compile))
 
 
 def _to_bkhw(x: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
