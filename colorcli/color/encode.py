@@ -51,7 +51,7 @@ DEFAULT_TEMPERATURE = 0.38
 DEFAULT_K = 5
 DEFAULT_SIGMA = 5.0
 
-# Pixels per chunk of the fast path: keeps the (chunk, C) float64 candidate block in cache.
+# Pixels per chunk of the fast path (bounds the float64 per-candidate temporaries).
 _CHUNK = 65536
 # Rows per chunk of the brute-force fallback ((rows, Q) float64 distance block).
 _BRUTE_CHUNK = 4096
