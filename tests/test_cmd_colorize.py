@@ -221,6 +221,8 @@ def test_usage_errors(tiny_model: Path, tmp_path: Path) -> None:
     code, output = _run("colorize", tmp_path / "a.jpg", "-o", tmp_path / "a.jpg", "-m", tiny_model)
     assert code == 2 and "input" in output
     assert Image.open(tmp_path / "a.jpg").size == (52, 36)  # untouched
+    code, output = _run("colorize", tmp_path / "a.jpg", "-o", tmp_path, "-m", tiny_model)
+    assert code == 2 and "inside the output folder" in output
     code, output = _run("colorize", tmp_path / "missing.jpg", "-m", tiny_model)
     assert code == 2 and "missing.jpg" in output
     code, output = _run("colorize", tmp_path / "a.jpg", "--no-legacy", "--clahe")
@@ -295,3 +297,20 @@ def test_max_pixels_guard(tiny_model: Path, tmp_path: Path) -> None:
     code, output = _run(*base, "-o", tmp_path / "o1", "--max-pixels", "1000")
     assert code == 1 and "--max-pixels" in output and "a.png" in output
     assert _run(*base, "-o", tmp_path / "o2", "--max-pixels", "2000")[0] == 0
+
+
+def test_output_name_collisions_fail_clearly(tiny_model: Path, tmp_path: Path) -> None:
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        Image.fromarray(_photo()).save(tmp_path / sub / "x.jpg")
+    Image.fromarray(_photo()).save(tmp_path / "a" / "x.png")
+    out = tmp_path / "out"
+    code, output = _run(
+        "colorize", tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg", "-o", out, "-m", tiny_model
+    )
+    assert code == 1 and "would also be written" in output
+    assert sorted(p.name for p in out.iterdir()) == ["x.jpg"]
+    code, output = _run(
+        "colorize", tmp_path / "a", "-o", tmp_path / "o2", "-m", tiny_model, "-f", "png"
+    )
+    assert code == 1 and "x.png" in output and (tmp_path / "o2" / "x.png").is_file()

@@ -84,7 +84,7 @@ def command(
         typer.Option(
             "--model",
             "-m",
-            help="Model: a model file, hf://owner/repo[@revision]/file (through the Hugging "
+            help="Model: a model file, hf://owner/repo\\[@revision]/file (through the Hugging "
             "Face cache; HF_HUB_OFFLINE=1 works once cached), or 'default' (the shipped model).",
             show_default=False,
         ),
@@ -265,7 +265,8 @@ def _run(config: ColorizeConfig) -> Summary:
             highlight=False,
         )
         with make_progress() as progress:
-            task = progress.add_task("colorize", total=todo, status="")
+            total = sum(j.status != "skipped" for j in plan.jobs)  # planned failures count
+            task = progress.add_task("colorize", total=total, status="")
             for result in colorize_jobs(plan.jobs, colorizer, config):
                 summary.add(result)
                 if result.status == "failed":
