@@ -138,13 +138,13 @@ def test_classification_overfits_one_photo(tmp_path: Path) -> None:
         str(tmp_path / "run"),
         "classification",
         width=0.125,
-        steps=120,
+        steps=200,
         lr=3e-3,
         weight_decay=0.0,
-        lr_milestones=(),
+        lr_milestones=((0.75, 0.1),),
         rebalance=False,
-        val_every=120,
-        save_every=120,
+        val_every=200,
+        save_every=200,
         **{**TINY, "batch_size": 4, "log_every": 20},
     )
     result = train(cfg)

@@ -56,9 +56,10 @@ def _parse_betas(text: str | None) -> tuple[float, float] | None:
 @handle_errors
 def command(
     data_dir: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Argument(
-            help="Folder of colour photos (searched recursively). Not needed with --resume."
+            help="Folders of colour photos (searched recursively; several may be given). "
+            "Not needed with --resume."
         ),
     ] = None,
     out: Annotated[
@@ -249,14 +250,15 @@ def command(
         with _Reporter() as rep:
             result = training.resume(resume, runtime, on_event=rep)
     else:
-        if data_dir is None:
+        if not data_dir:
             raise UsageError("give the folder of training photos (or --resume RUN_DIR)")
         if out is None:
             raise UsageError("give the run folder with --out RUN_DIR")
         config = training.make_config(
-            str(data_dir),
+            str(data_dir[0]),
             str(out),
             objective.value,
+            extra_data_dirs=tuple(str(d) for d in data_dir[1:]),
             arch=arch.value,
             targets=targets.value,
             rebalance=not no_rebalance,

@@ -74,6 +74,7 @@ class TrainConfig:
 
     data_dir: str
     out_dir: str
+    extra_data_dirs: tuple[str, ...] = ()
     objective: Objective = "classification"
     arch: str = "eccv16"
     # classification
@@ -184,6 +185,8 @@ class TrainConfig:
         kwargs = {k: v for k, v in data.items() if k in names}
         if "betas" in kwargs:
             kwargs["betas"] = tuple(kwargs["betas"])
+        if "extra_data_dirs" in kwargs:
+            kwargs["extra_data_dirs"] = tuple(kwargs["extra_data_dirs"])
         if "lr_milestones" in kwargs:
             kwargs["lr_milestones"] = tuple(tuple(m) for m in kwargs["lr_milestones"])
         return cls(**kwargs)

@@ -417,7 +417,7 @@ class _Run:
 
     def _files(self) -> tuple[list[Path], list[Path]]:
         c = self.config
-        files = find_images([c.data_dir])
+        files = find_images([c.data_dir, *c.extra_data_dirs])
         if c.val_dir:
             train_files, val_files = files, find_images([c.val_dir])
         else:
