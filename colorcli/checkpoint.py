@@ -37,6 +37,7 @@ from colorcli.color.encode import DEFAULT_TEMPERATURE, DecodeMethod, decode
 from colorcli.color.lab import L_CENTER, L_RANGE, ab_from_unit
 from colorcli.device import pick_device
 from colorcli.errors import BadWeights, ColorcliError, UsageError
+from colorcli.fsutil import atomic_open
 from colorcli.models import create_model, list_models
 from colorcli.models.eccv16 import ECCV16, convert_released_eccv16, is_released_eccv16
 
@@ -144,16 +145,8 @@ def save_model(
     }
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(final, fsync=True) as fh:
+        torch.save(payload, fh)
     return final
 
 

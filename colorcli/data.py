@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from colorcli.errors import BadImage, BadWeights, EmptyDataset, UsageError
+from colorcli.fsutil import atomic_open
 from colorcli.imageio import find_images, is_image_path, read_rgb
 
 Assignment = Literal["hard", "soft"]
@@ -417,14 +418,8 @@ def save_rebalance(
         "weights": np.asarray(weights, dtype=np.float64),
         "settings": np.array(json.dumps(settings, sort_keys=True, default=str)),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **payload)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path) as fh:
+        np.savez(fh, **payload)  # type: ignore[arg-type]
     return path
 
 

@@ -24,8 +24,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +40,7 @@ from colorcli.color.bins import reference_bins
 from colorcli.color.lab import lab_to_rgb, rgb_to_lab
 from colorcli.color.prior import smooth_prior
 from colorcli.errors import BadImage, ColorcliError, EmptyDataset, UsageError
+from colorcli.fsutil import atomic_open
 from colorcli.imageio import find_images, read_rgb
 
 Metric = Literal["auc", "psnr", "ssim", "colorfulness"]
@@ -646,17 +645,8 @@ class _ContactKeeper:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and os.replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as fh:  # a plain open: the usual umask file mode
+        fh.write(data)
 
 
 def _num(x: float) -> float | str | None:

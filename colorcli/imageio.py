@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from colorcli import fsutil
 from colorcli.errors import BadImage, ColorcliError, UsageError
 
 IMAGE_EXTENSIONS = frozenset(
@@ -523,13 +524,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a hidden temporary file beside ``path``, then rename it onto
     ``path``. A failure (or a kill) never leaves a partial file under the final name."""
     path = Path(path)
-    tmp = temp_path_for(path)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    fsutil.atomic_write(path, write, tmp=temp_path_for(path))
 
 
 def _pid_alive(pid: int) -> bool:

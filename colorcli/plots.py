@@ -8,7 +8,6 @@ each with a colour bar. Both write a PNG atomically and return its path.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from colorcli.color.bins import infer_grid, validate_bins
+from colorcli.fsutil import atomic_write
 
 BACKGROUND = (255, 255, 255)
 INK = (40, 40, 40)
@@ -193,14 +193,7 @@ def _save_png(img: Image.Image, path: str | Path) -> Path:
     if path.suffix.lower() != ".png":
         path = path.with_name(path.name + ".png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        img.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
 def plot_bins(

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from colorcli.errors import BadWeights
+from colorcli.fsutil import atomic_open
 
 REFERENCE_GRID = 10.0
 
@@ -117,10 +118,8 @@ def save_bins(path: str | Path, bins: np.ndarray) -> Path:
     if path.suffix != ".npy":
         path = path.with_name(path.name + ".npy")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_open(path, tmp=path.with_name(f".{path.name}.tmp")) as fh:
         np.save(fh, np.asarray(bins, dtype=np.float64), allow_pickle=False)
-    tmp.replace(path)
     return path
 
 

@@ -54,6 +54,7 @@ from colorcli.color.bins import load_bins, reference_bins
 from colorcli.color.encode import nearest_bin
 from colorcli.device import autocast_dtype, pick_device
 from colorcli.errors import BadWeights, EmptyDataset, UsageError
+from colorcli.fsutil import atomic_open, atomic_write
 from colorcli.imageio import find_images
 from colorcli.models import create_model
 from colorcli.training import plots
@@ -147,16 +148,8 @@ class TrainResult:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, fsync=True) as fh:
+        torch.save(obj, fh)
 
 
 def _step_seed(seed: int, rank: int, step: int) -> int:
@@ -186,9 +179,8 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def _rewrite_metrics(path: Path, records: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    os.replace(tmp, path)
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _append_metrics(path: Path, record: dict[str, Any]) -> None:

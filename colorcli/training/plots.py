@@ -4,7 +4,6 @@ sample colorizations (gray | prediction | truth per row). Both are written atomi
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from colorcli.color.lab import lab_to_rgb
+from colorcli.fsutil import atomic_write
 
 BACKGROUND = (255, 255, 255)
 INK = (40, 40, 40)
@@ -35,14 +35,7 @@ def save_png_atomic(img: Image.Image, path: str | Path) -> Path:
     """Save ``img`` as PNG at ``path`` through a temp file in the same folder + os.replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        img.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
 def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
