@@ -12,28 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from colorcli.color.bins import infer_grid, validate_bins
-from colorcli.fsutil import atomic_write
+from colorcli.plotting import BACKGROUND, INK, Font, load_font, save_png_atomic
 
-BACKGROUND = (255, 255, 255)
-INK = (40, 40, 40)
 GRID_LINE = (225, 225, 225)
 EMPTY_CELL = (205, 205, 205)
 PANEL_PX = 480
 MARGIN_LEFT, MARGIN_TOP, MARGIN_BOTTOM = 62, 52, 56
-
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-
-
-def _font(size: int) -> Font:
-    for name in ("DejaVuSans.ttf", "Arial.ttf"):
-        try:
-            return ImageFont.truetype(name, size)
-        except OSError:
-            continue
-    return ImageFont.load_default(size=size)
 
 
 def colormap(name: str = "viridis") -> np.ndarray:
@@ -192,8 +179,7 @@ def _save_png(img: Image.Image, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         path = path.with_name(path.name + ".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    return save_png_atomic(img, path)
 
 
 def plot_bins(
@@ -211,7 +197,7 @@ def plot_bins(
     fr = _Frame(MARGIN_LEFT, MARGIN_TOP, lo, hi, PANEL_PX)
     _draw_gridlines(draw, fr)
     _draw_cells(draw, fr, bins, grid, ab_colours(bins, lightness))
-    small, big = _font(13), _font(17)
+    small, big = load_font(13), load_font(17)
     _draw_axes(draw, fr, small)
     heading = (
         title or f"Quantized ab gamut: Q = {len(bins)} bins, grid {grid:g}, at L = {lightness:g}"
@@ -247,7 +233,7 @@ def plot_rebalance(
     width, height = 2 * panel_w + 10, MARGIN_TOP + 30 + PANEL_PX + MARGIN_BOTTOM
     img = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(img)
-    small, big = _font(13), _font(17)
+    small, big = load_font(13), load_font(17)
     lut = colormap("viridis")
     top = MARGIN_TOP + 30
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+from colorcli.plotting import BACKGROUND, GRID, Font, load_font
 
 # Distinct, colour-blind-friendly line colours (Okabe-Ito, then a few extra).
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -34,10 +34,7 @@ BASELINE_COLOURS = {"gray": (130, 130, 130), "random": (230, 159, 0), "ground-tr
 
 def font(size: int) -> Font:
     """Pillow's bundled scalable font at ``size`` px (bitmap fallback on very old Pillow)."""
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # pragma: no cover - Pillow < 10.1
-        return ImageFont.load_default()
+    return load_font(size, bundled=True)
 
 
 def _png(img: Image.Image) -> bytes:
@@ -87,14 +84,14 @@ def _panel(
     # grid and ticks
     for t in range(0, 151, 25):
         x = px(t)
-        draw.line([(x, top), (x, bottom)], fill=(228, 228, 228))
+        draw.line([(x, top), (x, bottom)], fill=GRID)
         draw.line([(x, bottom), (x, bottom + 5)], fill=(0, 0, 0))
         w, _ = _text_size(draw, str(t), f_tick)
         draw.text((x - w / 2, bottom + 8), str(t), fill=(0, 0, 0), font=f_tick)
     for i in range(6):
         v = i / 5
         y = py(v)
-        draw.line([(left, y), (right, y)], fill=(228, 228, 228))
+        draw.line([(left, y), (right, y)], fill=GRID)
         draw.line([(left - 5, y), (left, y)], fill=(0, 0, 0))
         label = f"{v:.1f}"
         w, h = _text_size(draw, label, f_tick)
@@ -149,7 +146,7 @@ def auc_curve_png(
     ]
     shown = [p for p in panels if any(p[0] in curves[m] for m in models)]
     pw, ph = panel_size
-    img = Image.new("RGB", (pw * max(1, len(shown)), ph), (255, 255, 255))
+    img = Image.new("RGB", (pw * max(1, len(shown)), ph), BACKGROUND)
     for k, (key, score_key, title) in enumerate(shown):
         series = [
             (
@@ -186,7 +183,7 @@ def contact_sheet_png(
     k = max(max(len(b), len(w)) for _, b, w in groups)
     width = label_w + 2 * k * (tile + gap) + sep + 10
     block_h = head_h + 3 * (tile + gap) + cap_h + 12
-    img = Image.new("RGB", (width, block_h * len(groups) + 10), (255, 255, 255))
+    img = Image.new("RGB", (width, block_h * len(groups) + 10), BACKGROUND)
     draw = ImageDraw.Draw(img)
     for g, (model, best, worst) in enumerate(groups):
         y0 = 5 + g * block_h

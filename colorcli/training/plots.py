@@ -9,33 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from colorcli.color.lab import lab_to_rgb
-from colorcli.fsutil import atomic_write
+from colorcli.plotting import BACKGROUND, GRID, INK, load_font, save_png_atomic
 
-BACKGROUND = (255, 255, 255)
-INK = (40, 40, 40)
-GRID = (228, 228, 228)
 SERIES_COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189))
-
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-
-
-def _font(size: int) -> Font:
-    for name in ("DejaVuSans.ttf", "Arial.ttf"):
-        try:
-            return ImageFont.truetype(name, size)
-        except OSError:
-            continue
-    return ImageFont.load_default()
-
-
-def save_png_atomic(img: Image.Image, path: str | Path) -> Path:
-    """Save ``img`` as PNG at ``path`` through a temp file in the same folder + os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
 def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
@@ -77,14 +56,14 @@ def loss_curve_image(
     left, right, top, bottom = 70, 20, 40, 50
     img = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(img)
-    font = _font(13)
+    font = load_font(13)
     clean = {
         name: [(float(s), float(v)) for s, v in pts if math.isfinite(v) and math.isfinite(s)]
         for name, pts in series.items()
     }
     values = [v for pts in clean.values() for _, v in pts]
     steps = [s for pts in clean.values() for s, _ in pts]
-    draw.text((width / 2, 12), title, fill=INK, font=_font(15), anchor="mt")
+    draw.text((width / 2, 12), title, fill=INK, font=load_font(15), anchor="mt")
     x0, x1, y0, y1 = left, width - right, top, height - bottom
     draw.rectangle([x0, y0, x1, y1], outline=INK)
     if not values:
