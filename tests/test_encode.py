@@ -303,3 +303,15 @@ def test_decode_errors() -> None:
         decode(torch.zeros(1, 3, 2, 2), bins, temperature=0.0)
     with pytest.raises(ValueError, match="unknown decode method"):
         decode(torch.zeros(1, 3, 2, 2), bins, method="median")  # type: ignore[arg-type]
+
+
+def test_brute_force_fallback_all_bins_and_ties() -> None:
+    """Off-grid bins take the brute-force path: K = Q (every bin, ties by index) and K = 1
+    (first minimum) on points with many exact ties."""
+    bins = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0], [5.0, 5.0], [3.3, 0.0]])
+    vals = torch.arange(-10.0, 20.5, 2.5, dtype=torch.float64)
+    a, b = torch.meshgrid(vals, vals, indexing="ij")
+    ab = torch.stack([a, b]).unsqueeze(0)
+    for k in (1, 3, len(bins)):
+        assert_same(ab, bins, k)
+        assert_same(ab.float(), bins, k)

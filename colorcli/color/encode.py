@@ -332,20 +332,31 @@ def _brute_knn(
     """Exact K nearest of points (a, b) (float64, (M,)) over all ``centres`` (Q, 2) float64.
 
     Returns (squared distances (K, M) float64 ascending, bin indices (K, M) int64); ties by
-    lower bin index (stable sort of the full distance rows).
+    lower bin index (what a stable sort of the full distance rows gives). K = 1: ``min`` (its
+    index is the first minimum, i.e. the lowest bin index). K > 1: ``topk`` of the K + 1
+    smallest; rows with any equal values among them are re-done with a stable sort (without
+    ties the K smallest and their order are unique).
     """
-    out_d, out_i = [], []
+    m, q = a.shape[0], centres.shape[0]
+    dist = a.new_empty((k, m))
+    index = torch.empty((k, m), dtype=torch.int64, device=a.device)
     ca, cb = centres[:, 0], centres[:, 1]
-    for s in range(0, a.shape[0], _BRUTE_CHUNK):
+    kk = min(k + 1, q)
+    for s in range(0, m, _BRUTE_CHUNK):
         pa, pb = a[s : s + _BRUTE_CHUNK, None], b[s : s + _BRUTE_CHUNK, None]
         d2 = (pa - ca).square_() + (pb - cb).square_()
-        val, idx = torch.sort(d2, dim=1, stable=True)
-        out_d.append(val[:, :k])
-        out_i.append(idx[:, :k])
-    if not out_d:
-        empty = a.new_zeros((k, 0))
-        return empty, empty.long()
-    return torch.cat(out_d).t(), torch.cat(out_i).t()
+        if k == 1:
+            val, idx = d2.min(dim=1, keepdim=True)
+        else:
+            val, idx = torch.topk(d2, kk, dim=1, largest=False, sorted=True)
+            tie = (val[:, 1:] == val[:, :-1]).any(dim=1)
+            if bool(tie.any()):
+                rows = tie.nonzero().squeeze(1)
+                sv, si = torch.sort(d2.index_select(0, rows), dim=1, stable=True)
+                val[rows], idx[rows] = sv[:, :kk], si[:, :kk]
+        dist[:, s : s + _BRUTE_CHUNK] = val[:, :k].t()
+        index[:, s : s + _BRUTE_CHUNK] = idx[:, :k].t()
+    return dist, index
 
 
 def _axis(
