@@ -22,17 +22,13 @@ from colorcli.training.classification import downsample_ab
 from colorcli.training.common import (
     ModelSpec,
     Precision,
-    average_gradients,
+    SingleModelObjective,
+    adam,
+    optimizer_step,
     set_lr,
     set_requires_grad,
+    wrap_ddp,
 )
-
-
-def _wrap(model: nn.Module, device: torch.device, ddp: bool) -> nn.Module:
-    if not ddp:
-        return model
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def _reconstruction(kind: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -43,7 +39,7 @@ def _reconstruction(kind: str, pred: torch.Tensor, target: torch.Tensor) -> torc
     raise ValueError(f"unknown reconstruction loss {kind!r} (l1, l2)")
 
 
-class RegressionObjective:
+class RegressionObjective(SingleModelObjective):
     """L -> ab regression with an L1 or L2 loss in unit scale; see ``common.Objective``."""
 
     def __init__(
@@ -58,52 +54,28 @@ class RegressionObjective:
         spec: ModelSpec,
         ddp: bool = False,
     ) -> None:
-        self.model = model.to(precision.device)
-        self.net = _wrap(self.model, precision.device, ddp)
-        self.loss = loss
-        self.precision = precision
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay
+        super().__init__(
+            model,
+            lr=lr,
+            betas=betas,
+            weight_decay=weight_decay,
+            precision=precision,
+            spec=spec,
+            ddp=ddp,
         )
-        self.scaler = precision.scaler()
-        self.models: dict[str, nn.Module] = {"model": self.model}
-        self.optimizers: dict[str, torch.optim.Optimizer] = {"model": self.optimizer}
-        self.scalers: dict[str, torch.amp.GradScaler] = {"model": self.scaler}
-        self.spec = spec
-
-    def set_lr(self, lr: float) -> None:
-        set_lr(self.optimizer, lr)
+        self.loss = loss
 
     @torch.no_grad()
     def prepare(self, lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         return ab_to_unit(ab)
 
-    def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        target = downsample_ab(target, (pred.shape[-2], pred.shape[-1]))
-        return _reconstruction(self.loss, pred.float(), target)
-
-    def train_step(
-        self, lum: torch.Tensor, ab: torch.Tensor, targets: torch.Tensor, scale: float
-    ) -> dict[str, torch.Tensor]:
-        with self.precision.autocast():
-            pred = self.net(lum)
-        loss = self._loss(pred, targets)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss * scale).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return {"loss": loss.detach()}
-
-    @torch.no_grad()
-    def val_loss(self, lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-        with self.precision.autocast():
-            pred = self.model(lum)
-        return self._loss(pred, ab_to_unit(ab)).detach()
+    def _loss(self, out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        targets = downsample_ab(targets, (out.shape[-2], out.shape[-1]))
+        return _reconstruction(self.loss, out.float(), targets)
 
     @torch.no_grad()
     def predict_ab(self, lum: torch.Tensor) -> torch.Tensor:
-        with self.precision.autocast():
-            pred = self.model(lum)
+        pred = self.precision.run(self.model, lum)
         ab = ab_from_unit(pred.float())
         if ab.shape[-2:] != lum.shape[-2:]:
             ab = F.interpolate(ab, size=lum.shape[-2:], mode="bilinear", align_corners=False)
@@ -138,19 +110,15 @@ class CGANObjective:
         device = precision.device
         self.generator = generator.to(device)
         self.discriminator = discriminator.to(device)
-        self.g_net = _wrap(self.generator, device, ddp)
+        self.g_net = wrap_ddp(self.generator, device, ddp)
         self.gan = gan
         self.lambda_gan = lambda_gan
         self.lambda_l1 = lambda_l1
         self.r1_gamma = r1_gamma
         self.label_smoothing = label_smoothing
         self.precision = precision
-        self.opt_g = torch.optim.Adam(
-            self.generator.parameters(), lr=lr, betas=betas, weight_decay=weight_decay
-        )
-        self.opt_d = torch.optim.Adam(
-            self.discriminator.parameters(), lr=lr, betas=betas, weight_decay=weight_decay
-        )
+        self.opt_g = adam(self.generator, lr, betas, weight_decay)
+        self.opt_d = adam(self.discriminator, lr, betas, weight_decay)
         self.scaler_g = precision.scaler()
         self.scaler_d = precision.scaler()
         self.models: dict[str, nn.Module] = {
@@ -199,29 +167,20 @@ class CGANObjective:
         self, lum: torch.Tensor, ab: torch.Tensor, targets: torch.Tensor, scale: float
     ) -> dict[str, torch.Tensor]:
         real = targets
-        with self.precision.autocast():
-            fake = self.g_net(lum)
+        fake = self.precision.run(self.g_net, lum)
 
         # 1. discriminator: real vs generated (generator output detached)
         set_requires_grad(self.discriminator, True)
         loss_d = self._d_loss(lum, real, fake)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler_d.scale(loss_d * scale).backward()
-        average_gradients(self.discriminator)
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
+        optimizer_step(self.opt_d, self.scaler_d, loss_d, scale, sync=self.discriminator)
 
         # 2. generator: fool the (frozen) discriminator and stay close to the truth
         set_requires_grad(self.discriminator, False)
-        with self.precision.autocast():
-            fake_scores = self.discriminator(lum, fake)
+        fake_scores = self.precision.run(self.discriminator, lum, fake)
         gan_g = losses.gan_g_loss(self.gan, fake_scores.float())
         l1 = losses.l1_loss(fake.float(), real)
         loss_g = losses.generator_loss(self.lambda_gan, gan_g, self.lambda_l1, l1)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(loss_g * scale).backward()
-        self.scaler_g.step(self.opt_g)
-        self.scaler_g.update()
+        optimizer_step(self.opt_g, self.scaler_g, loss_g, scale)
         set_requires_grad(self.discriminator, True)
         return {
             "loss": loss_g.detach(),
@@ -233,12 +192,10 @@ class CGANObjective:
     @torch.no_grad()
     def val_loss(self, lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         """The generator's L1 error in unit scale (the GAN terms have no fixed scale)."""
-        with self.precision.autocast():
-            pred = self.generator(lum)
+        pred = self.precision.run(self.generator, lum)
         return losses.l1_loss(pred.float(), ab_to_unit(ab)).detach()
 
     @torch.no_grad()
     def predict_ab(self, lum: torch.Tensor) -> torch.Tensor:
-        with self.precision.autocast():
-            pred = self.generator(lum)
+        pred = self.precision.run(self.generator, lum)
         return ab_from_unit(pred.float())

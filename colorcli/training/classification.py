@@ -7,8 +7,6 @@ averaged over each 4 x 4 cell first (area downsampling), then encoded onto the b
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,7 +14,7 @@ from torch import nn
 
 from colorcli import losses
 from colorcli.color import encode
-from colorcli.training.common import ModelSpec, Precision, set_lr
+from colorcli.training.common import ModelSpec, Precision, SingleModelObjective
 
 
 def downsample_ab(ab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -38,7 +36,7 @@ def encode_targets(
     raise ValueError(f"unknown targets {targets!r} (soft, onehot)")
 
 
-class ClassificationObjective:
+class ClassificationObjective(SingleModelObjective):
     """eccv16 trained with the rebalanced cross-entropy; see ``common.Objective``."""
 
     def __init__(
@@ -58,12 +56,16 @@ class ClassificationObjective:
         spec: ModelSpec,
         ddp: bool = False,
     ) -> None:
+        super().__init__(
+            model,
+            lr=lr,
+            betas=betas,
+            weight_decay=weight_decay,
+            precision=precision,
+            spec=spec,
+            ddp=ddp,
+        )
         device = precision.device
-        self.model = model.to(device)
-        self.net: nn.Module = self.model
-        if ddp:
-            ids = [device.index] if device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.bins = torch.as_tensor(np.asarray(bins), dtype=torch.float32, device=device)
         self.class_weights = (
             None
@@ -74,18 +76,6 @@ class ClassificationObjective:
         self.k = k
         self.sigma = sigma
         self.temperature = temperature
-        self.precision = precision
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay
-        )
-        self.scaler = precision.scaler()
-        self.models: dict[str, nn.Module] = {"model": self.model}
-        self.optimizers: dict[str, torch.optim.Optimizer] = {"model": self.optimizer}
-        self.scalers: dict[str, torch.amp.GradScaler] = {"model": self.scaler}
-        self.spec = spec
-
-    def set_lr(self, lr: float) -> None:
-        set_lr(self.optimizer, lr)
 
     def _out_size(self, lum: torch.Tensor) -> tuple[int, int]:
         return lum.shape[-2] // 4, lum.shape[-1] // 4
@@ -96,39 +86,16 @@ class ClassificationObjective:
         small = downsample_ab(ab, self._out_size(lum))
         return encode_targets(small, self.bins, self.targets, self.k, self.sigma)
 
-    def _loss(self, logits: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> Any:
+    def _loss(self, out: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         index, weight = targets
-        return losses.rebalanced_cross_entropy(
-            logits.float(), index, weight, class_weights=self.class_weights
+        loss: torch.Tensor = losses.rebalanced_cross_entropy(
+            out.float(), index, weight, class_weights=self.class_weights
         )
-
-    def train_step(
-        self,
-        lum: torch.Tensor,
-        ab: torch.Tensor,
-        targets: tuple[torch.Tensor, torch.Tensor],
-        scale: float,
-    ) -> dict[str, torch.Tensor]:
-        with self.precision.autocast():
-            logits = self.net(lum)
-        loss = self._loss(logits, targets)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss * scale).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return {"loss": loss.detach()}
-
-    @torch.no_grad()
-    def val_loss(self, lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-        with self.precision.autocast():
-            logits = self.model(lum)
-        out: torch.Tensor = self._loss(logits, self.prepare(lum, ab))
-        return out.detach()
+        return loss
 
     @torch.no_grad()
     def predict_ab(self, lum: torch.Tensor) -> torch.Tensor:
         """Annealed-mean decoding (``temperature``), upsampled bilinearly to the input size."""
-        with self.precision.autocast():
-            logits = self.model(lum)
+        logits = self.precision.run(self.model, lum)
         ab = encode.decode(logits.float(), self.bins, "annealed", self.temperature)
         return F.interpolate(ab, size=lum.shape[-2:], mode="bilinear", align_corners=False)

@@ -3,6 +3,7 @@ gradient averaging across processes, and the ``Objective`` interface the loop dr
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,6 +60,12 @@ class Precision:
         """A GradScaler, enabled only for float16 (bfloat16 needs none)."""
         return torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
 
+    def run(self, module: nn.Module, *args: torch.Tensor) -> torch.Tensor:
+        """``module(*args)`` under this policy's autocast."""
+        with self.autocast():
+            out: torch.Tensor = module(*args)
+        return out
+
 
 def distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -83,6 +90,38 @@ def average_gradients(module: nn.Module) -> None:
         n = g.numel()
         g.copy_(flat[offset : offset + n].view_as(g))
         offset += n
+
+
+def wrap_ddp(model: nn.Module, device: torch.device, ddp: bool) -> nn.Module:
+    """``model`` itself, or wrapped in DistributedDataParallel when ``ddp``."""
+    if not ddp:
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def adam(
+    module: nn.Module, lr: float, betas: tuple[float, float], weight_decay: float
+) -> torch.optim.Adam:
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss: torch.Tensor,
+    scale: float,
+    *,
+    sync: nn.Module | None = None,
+) -> None:
+    """One (mixed-precision) update: zero the gradients, back-propagate ``loss * scale`` through
+    the scaler, average ``sync``'s gradients across processes when given, step, update."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss * scale).backward()
+    if sync is not None:
+        average_gradients(sync)
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
@@ -131,6 +170,61 @@ class Objective(Protocol):
     def val_loss(self, lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor: ...
 
     def predict_ab(self, lum: torch.Tensor) -> torch.Tensor: ...
+
+
+class SingleModelObjective(abc.ABC):
+    """An objective with one colorizer (``"model"``) and one Adam optimizer: the train step is a
+    forward pass of the (DDP-wrapped) net, ``_loss`` and one update; the validation loss is
+    ``_loss`` against the ``prepare``d targets. Subclasses give ``prepare``, ``_loss`` and
+    ``predict_ab``; see ``Objective``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        lr: float,
+        betas: tuple[float, float],
+        weight_decay: float,
+        precision: Precision,
+        spec: ModelSpec,
+        ddp: bool = False,
+    ) -> None:
+        self.model = model.to(precision.device)
+        self.net = wrap_ddp(self.model, precision.device, ddp)
+        self.precision = precision
+        self.optimizer = adam(self.model, lr, betas, weight_decay)
+        self.scaler = precision.scaler()
+        self.models: dict[str, nn.Module] = {"model": self.model}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"model": self.optimizer}
+        self.scalers: dict[str, torch.amp.GradScaler] = {"model": self.scaler}
+        self.spec = spec
+
+    def set_lr(self, lr: float) -> None:
+        set_lr(self.optimizer, lr)
+
+    @abc.abstractmethod
+    def prepare(self, lum: torch.Tensor, ab: torch.Tensor) -> Any:
+        """The training targets of a batch (no gradients)."""
+
+    @abc.abstractmethod
+    def _loss(self, out: torch.Tensor, targets: Any) -> torch.Tensor:
+        """The objective loss of the network output ``out`` against ``targets``."""
+
+    @abc.abstractmethod
+    def predict_ab(self, lum: torch.Tensor) -> torch.Tensor:
+        """The colorization in Lab units at the input size."""
+
+    def train_step(
+        self, lum: torch.Tensor, ab: torch.Tensor, targets: Any, scale: float
+    ) -> dict[str, torch.Tensor]:
+        loss = self._loss(self.precision.run(self.net, lum), targets)
+        optimizer_step(self.optimizer, self.scaler, loss, scale)
+        return {"loss": loss.detach()}
+
+    @torch.no_grad()
+    def val_loss(self, lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        out = self.precision.run(self.model, lum)
+        return self._loss(out, self.prepare(lum, ab)).detach()
 
 
 @contextlib.contextmanager
