@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -19,7 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from colorcli.errors import ColorcliError
+from colorcli.errors import ColorcliError, UsageError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -48,6 +49,33 @@ def error_line(message: str) -> None:
 
 def warn_line(message: str) -> None:
     err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def say(text: str) -> None:
+    """One plain summary line on stdout (no markup, never wrapped)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def png_path(path: Path | None) -> Path | None:
+    """``path`` with ``.png`` appended unless it already ends in .png (any case); None stays."""
+    if path is not None and path.suffix.lower() != ".png":
+        return path.with_name(path.name + ".png")
+    return path
+
+
+def refuse_existing(targets: Iterable[Path | None], overwrite: bool) -> None:
+    """UsageError naming the first existing target, unless ``overwrite`` (None targets ignored)."""
+    for target in targets:
+        if target is not None and target.exists() and not overwrite:
+            raise UsageError(f"{target}: already exists (use --overwrite to replace it)")
+
+
+def warn_skipped(skipped: Sequence[tuple[Path, str]]) -> None:
+    """One warning per skipped file (``(path, reason)``), then their count."""
+    for path, reason in skipped:
+        warn_line(f"skipped {path}: {reason.removeprefix(f'{path}: ')}")
+    if skipped:
+        warn_line(f"{len(skipped)} file(s) skipped (unreadable or not images)")
 
 
 def escape(text: str) -> str:

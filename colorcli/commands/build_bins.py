@@ -7,8 +7,14 @@ from typing import Annotated
 
 import typer
 
-from colorcli.commands._common import console, handle_errors, make_progress, warn_line
-from colorcli.errors import UsageError
+from colorcli.commands._common import (
+    handle_errors,
+    make_progress,
+    png_path,
+    refuse_existing,
+    say,
+    warn_skipped,
+)
 
 
 @handle_errors
@@ -69,11 +75,8 @@ def command(
     from colorcli.plots import plot_bins
 
     out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
-    if plot is not None and plot.suffix.lower() != ".png":
-        plot = plot.with_name(plot.name + ".png")
-    for target in (out, plot):
-        if target is not None and target.exists() and not overwrite:
-            raise UsageError(f"{target}: already exists (use --overwrite to replace it)")
+    plot = png_path(plot)
+    refuse_existing((out, plot), overwrite)
     config = BinsConfig(
         source=source,
         grid=grid,
@@ -98,10 +101,7 @@ def command(
     from colorcli.color.bins import save_bins
 
     written = save_bins(out, result.bins)
-    for path, reason in result.skipped:
-        warn_line(f"skipped {path}: {reason.removeprefix(f'{path}: ')}")
-    if result.skipped:
-        warn_line(f"{len(result.skipped)} file(s) skipped (unreadable or not images)")
+    warn_skipped(result.skipped)
     b = result.bins
     say(f"wrote {written}: Q = {len(b)} bins ({result.kind})")
     say(f"  a range: {b[:, 0].min():g} .. {b[:, 0].max():g}")
@@ -115,8 +115,3 @@ def command(
         )
     if plot is not None:
         say(f"plot: {plot_bins(b, plot)}")
-
-
-def say(text: str) -> None:
-    """One plain summary line on stdout (no markup, never wrapped)."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from colorcli.commands._common import console, handle_errors, make_progress, warn_line
+from colorcli.commands._common import (
+    handle_errors,
+    make_progress,
+    png_path,
+    refuse_existing,
+    say,
+    warn_skipped,
+)
 from colorcli.errors import EmptyDataset, UsageError
 
 if TYPE_CHECKING:
@@ -106,11 +113,8 @@ def command(
     )
 
     out = rebalance_path(out)
-    if plot is not None and plot.suffix.lower() != ".png":
-        plot = plot.with_name(plot.name + ".png")
-    for target in (out, plot):
-        if target is not None and target.exists() and not overwrite:
-            raise UsageError(f"{target}: already exists (use --overwrite to replace it)")
+    plot = png_path(plot)
+    refuse_existing((out, plot), overwrite)
     if not folder.exists():
         raise UsageError(f"{folder}: no such folder")
     bins = _load_bins(bins_arg)
@@ -147,10 +151,7 @@ def command(
         weights=reb.weights,
         settings=reb.settings,
     )
-    for path, reason in result.skipped:
-        warn_line(f"skipped {path}: {reason.removeprefix(f'{path}: ')}")
-    if result.skipped:
-        warn_line(f"{len(result.skipped)} file(s) skipped (unreadable or not images)")
+    warn_skipped(result.skipped)
     est, s = result.estimate, reb.settings
     say(f"wrote {written}")
     say(
@@ -180,8 +181,3 @@ def _load_bins(arg: str) -> np.ndarray:
 
 
 command.__doc__ = "\n\n".join(" ".join(p.split()) for p in (command.__doc__ or "").split("\n\n"))
-
-
-def say(text: str) -> None:
-    """One plain summary line on stdout (no markup, never wrapped)."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
