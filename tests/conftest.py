@@ -13,3 +13,26 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared photo sets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny eccv16 (Q = 313, width 1/16, seed 0) model file, one per test module."""
+    import torch
+
+    from colorcli.checkpoint import save_model
+    from colorcli.color.bins import reference_bins
+    from colorcli.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("eccv16", q=313, width=0.0625)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_model(
+        path,
+        model,
+        arch="eccv16",
+        arch_kwargs={"q": 313, "width": 0.0625},
+        bins=reference_bins(),
+        input_size=64,
+    )
+    return path

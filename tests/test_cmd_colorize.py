@@ -11,34 +11,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from skimage.color import rgb2lab
 from typer.testing import CliRunner
 
 from colorcli import imageio
-from colorcli.checkpoint import save_model
 from colorcli.cli import app
-from colorcli.color.bins import reference_bins
-from colorcli.models import create_model
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = create_model("eccv16", q=313, width=0.0625)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model(
-        path,
-        model,
-        arch="eccv16",
-        arch_kwargs={"q": 313, "width": 0.0625},
-        bins=reference_bins(),
-        input_size=64,
-    )
-    return path
 
 
 def _photo(h: int = 36, w: int = 52) -> np.ndarray:

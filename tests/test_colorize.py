@@ -13,8 +13,6 @@ import torch
 from PIL import Image
 from skimage.color import lab2rgb, rgb2lab
 
-from colorcli.checkpoint import save_model
-from colorcli.color.bins import reference_bins
 from colorcli.colorize import (
     ColorizeConfig,
     Colorizer,
@@ -26,25 +24,8 @@ from colorcli.colorize import (
     restore_luminance,
 )
 from colorcli.errors import UsageError
-from colorcli.models import create_model
 
 RNG = np.random.default_rng(7)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = create_model("eccv16", q=313, width=0.0625)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model(
-        path,
-        model,
-        arch="eccv16",
-        arch_kwargs={"q": 313, "width": 0.0625},
-        bins=reference_bins(),
-        input_size=64,
-    )
-    return path
 
 
 @pytest.fixture(scope="module")
