@@ -315,3 +315,67 @@ def test_brute_force_fallback_all_bins_and_ties() -> None:
     for k in (1, 3, len(bins)):
         assert_same(ab, bins, k)
         assert_same(ab.float(), bins, k)
+
+
+def brute_nearest(ab: torch.Tensor, bins: np.ndarray) -> torch.Tensor:
+    return brute_force(ab, bins, 1)[0][:, 0]
+
+
+def off_grid_step_bins() -> np.ndarray:
+    """A non-integer grid (step 0.7, odd origin), shuffled: lower index != lower coordinate."""
+    bins = grid_bins(0.7, (-3.1, 4.6), (-2.3, 1.2))
+    return bins[np.random.default_rng(12).permutation(len(bins))]
+
+
+NEAREST_SETS = {**BIN_SETS, "step0.7": off_grid_step_bins}
+
+
+@pytest.mark.parametrize("name", sorted(NEAREST_SETS))
+def test_nearest_bin_fast_path_matches_brute_force(name: str) -> None:
+    """Rounding fast path vs the stable brute force: the whole plane, cell centres, edge
+    midpoints and corners (exact ties: lower index), points one ulp / 1e-7 / 1e-5 of a cell
+    either side of the midpoints, far outside points; float32 and float64."""
+    bins = NEAREST_SETS[name]()
+    g = 0.7 if name == "step0.7" else (5.0 if name == "grid5" else 10.0)
+    lo, hi = bins.min(0) - 3 * g, bins.max(0) + 3 * g
+    a = torch.arange(lo[0], hi[0], g / 2, dtype=torch.float64)
+    b = torch.arange(lo[1], hi[1], g / 2, dtype=torch.float64)
+    # snap to exact half-cells of the bins' own grid (centres, midpoints, corners)
+    a = (a - bins[:, 0].min()).div(g / 2).round() * (g / 2) + bins[:, 0].min()
+    b = (b - bins[:, 1].min()).div(g / 2).round() * (g / 2) + bins[:, 1].min()
+    aa, bb = torch.meshgrid(a, b, indexing="ij")
+    lattice = torch.stack([aa, bb]).unsqueeze(0)
+    nudged = [lattice, lattice.nextafter(torch.tensor(np.inf, dtype=torch.float64))]
+    nudged.append(lattice.nextafter(torch.tensor(-np.inf, dtype=torch.float64)))
+    for eps in (1e-7, 1e-5, -1e-5):
+        nudged.append(lattice + eps * g)
+    g0 = torch.Generator().manual_seed(13)
+    span = torch.tensor(hi - lo, dtype=torch.float64).view(1, 2, 1, 1)
+    nudged.append(
+        torch.rand((2, 2, 40, 40), generator=g0, dtype=torch.float64) * span
+        + torch.tensor(lo).view(1, 2, 1, 1)
+    )
+    far = torch.tensor([[1e6, -1e6], [3e30, 2.0], [-7.5e3, 0.0], [0.0, 1e-300]])
+    nudged.append(far.t().reshape(1, 2, 1, -1).double())
+    for ab in nudged:
+        for x in (ab, ab.float()):
+            near = nearest_bin(x, bins)
+            assert near.dtype == torch.int64 and near.shape == (x.shape[0], *x.shape[2:])
+            assert torch.equal(near, brute_nearest(x, bins))
+            idx, wt = soft_encode(x, bins, k=1)
+            assert torch.equal(idx[:, 0], near) and bool((wt == 1).all())
+
+
+def test_nearest_bin_batches_and_views() -> None:
+    """Several chunks (more than one batch of whole images) and a non-contiguous input."""
+    bins = reference_bins()
+    ab = random_ab(14, (6, 120, 100), torch.float32)
+    monkey = enc._CHUNK
+    try:
+        enc._CHUNK = 2 * 120 * 100
+        assert torch.equal(nearest_bin(ab, bins), brute_nearest(ab, bins))
+    finally:
+        enc._CHUNK = monkey
+    view = ab.transpose(2, 3)
+    assert torch.equal(nearest_bin(view, bins), brute_nearest(view, bins))
+    assert nearest_bin(torch.zeros(0, 2, 3, 3), bins).shape == (0, 3, 3)

@@ -322,6 +322,114 @@ def _tables(bins: np.ndarray, k: int, device: torch.device) -> _Tables | None:
     return _TABLE_CACHE[key]
 
 
+@dataclass(frozen=True)
+class _NearestTable:
+    """K = 1 by rounding: ``(ab - origin) / grid`` rounds to the nearest cell of the padded
+    lookup table ``lut`` (cell (0, 0) is one cell below/left of the first bin column/row)."""
+
+    scale: float  # 1 / grid
+    offset: torch.Tensor  # (1, 2, 1, 1): origin / grid - 1, per axis, in the compute dtype
+    hi: tuple[int, int]  # last padded cell index per axis (sa + 1, sb + 1)
+    lut: torch.Tensor  # ((sa + 2) * (sb + 2),) int64 bin index per cell, -1 = no bin
+    limit: float  # accept a pixel when |t - round(t)| < limit on both axes
+
+
+def _build_nearest(
+    bins: np.ndarray, device: torch.device, dtype: torch.dtype
+) -> _NearestTable | None:
+    """Tables for ``_nearest_fast``, or None when the bins are not on an exact grid.
+
+    Exactness: let t be the computed ``x / g - origin / g + 1`` and u its exact value. With eps
+    the machine epsilon of ``dtype``, |t - u| <= eps_t = 2 eps (3 n + 3 c + 8) (n: largest
+    table side, c: largest |origin| / g) for every pixel whose cell is a bin (then |u| <= n + 1).
+    The bin columns lie within eps_c * g of ``origin + i * g``. A pixel is accepted when
+    |t - round(t)| < 1/2 - delta on both axes with delta = 2 (eps_t + eps_c) + 1e-9: then its
+    rounded column is nearer than any other column by at least 2 (delta - eps_t - eps_c) g >=
+    2e-9 g per axis, far more than float64 rounding of the squared distances, so the rounded
+    cell's bin is the unique nearest bin in the exact float64 distance the brute force uses.
+    """
+    cols = _exact_columns(bins)
+    if cols is None:
+        return None
+    col_a, col_b, layout = cols
+    g = float(layout.grid)
+    sa, sb = layout.shape
+    dev_a = np.abs(col_a - (layout.a0 + np.arange(sa) * g)).max() / g
+    dev_b = np.abs(col_b - (layout.b0 + np.arange(sb) * g)).max() / g
+    eps = torch.finfo(dtype).eps
+    c = max(abs(layout.a0), abs(layout.b0)) / g
+    eps_t = 2.0 * eps * (3.0 * max(sa, sb) + 3.0 * c + 8.0)
+    delta = 2.0 * (eps_t + max(dev_a, dev_b) + 1e-12) + 1e-9
+    if delta >= 0.25:
+        return None
+    lut = np.full((sa + 2, sb + 2), -1, dtype=np.int64)
+    lut[1:-1, 1:-1] = layout.lookup()
+    offset = torch.tensor([layout.a0 / g - 1.0, layout.b0 / g - 1.0], dtype=torch.float64)
+    return _NearestTable(
+        scale=1.0 / g,
+        offset=offset.to(device=device, dtype=dtype).view(1, 2, 1, 1),
+        hi=(sa + 1, sb + 1),
+        lut=torch.as_tensor(lut.reshape(-1), device=device),
+        limit=0.5 - delta,
+    )
+
+
+_NEAREST_CACHE: dict[tuple[bytes, tuple[int, ...], str, torch.dtype], _NearestTable | None] = {}
+
+
+def _nearest_table(
+    bins: np.ndarray, device: torch.device, dtype: torch.dtype
+) -> _NearestTable | None:
+    key = (bins.tobytes(), bins.shape, str(device), dtype)
+    if key not in _NEAREST_CACHE:
+        if len(_NEAREST_CACHE) > 32:
+            _NEAREST_CACHE.clear()
+        _NEAREST_CACHE[key] = _build_nearest(bins, device, dtype)
+    return _NEAREST_CACHE[key]
+
+
+def _nearest_fast(ab: torch.Tensor, nt: _NearestTable) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rounded cell of each pixel of ab ``(B, 2, H, W)`` (compute dtype): (bin index (N,)
+    int64, -1 where the cell is not a bin; largest |t - round(t)| of the two axes (N,))."""
+    t = ab * nt.scale
+    t -= nt.offset
+    r = t.round()
+    t -= r
+    frac = t.abs_().amax(dim=1).reshape(-1)
+    ra = r[:, 0].clamp_(0, nt.hi[0])
+    rb = r[:, 1].clamp_(0, nt.hi[1])
+    lin = torch.add(rb, ra, alpha=nt.hi[1] + 1).reshape(-1).long()  # exact: small integers
+    return nt.lut.index_select(0, lin), frac
+
+
+def _nearest(ab: torch.Tensor, bins: np.ndarray) -> torch.Tensor:
+    """Nearest bin ``(B, H, W)`` int64 of each pixel of ab ``(B, 2, H, W)`` (checked): the
+    rounding fast path where it is provably exact, the brute force for every other pixel.
+    Rounding runs in float64 (a tiny margin, so few pixels need the fallback)."""
+    bsz, _, h, w = ab.shape
+    dtype = torch.float64
+    with torch.no_grad():
+        nt = _nearest_table(bins, ab.device, dtype)
+        centres = torch.as_tensor(bins, device=ab.device)
+        if nt is None or ab.numel() == 0:
+            a = ab[:, 0].reshape(-1).to(dtype)
+            b = ab[:, 1].reshape(-1).to(dtype)
+            return _brute_knn(a, b, centres, 1)[1].reshape(bsz, h, w)
+        out = torch.empty((bsz, h * w), dtype=torch.int64, device=ab.device)
+        step = max(1, _CHUNK // max(1, h * w))  # whole images, about _CHUNK pixels a chunk
+        for s in range(0, bsz, step):
+            part = ab[s : s + step].to(dtype, memory_format=torch.contiguous_format)
+            idx, frac = _nearest_fast(part, nt)
+            # cheap reductions first: most chunks need no fallback at all
+            if float(frac.max()) >= nt.limit or int(idx.min()) < 0:
+                sel = ((frac >= nt.limit) | (idx < 0)).nonzero().squeeze(1)
+                a = part[:, 0].reshape(-1).index_select(0, sel)
+                b = part[:, 1].reshape(-1).index_select(0, sel)
+                idx.index_copy_(0, sel, _brute_knn(a, b, centres, 1)[1][0])
+            out[s : s + step] = idx.view(-1, h * w)
+        return out.view(bsz, h, w)
+
+
 # --------------------------------------------------------------------------------------------
 # The K nearest: fast path, tie resolution, brute force. Results are (K, N): one row per rank.
 
@@ -571,17 +679,27 @@ def soft_encode(
     ``COLORCLI_NO_COMPILE``; a failed compilation falls back to eager mode for good.
     """
     arr = _bins_numpy(bins)
+    if k == 1:  # one neighbour: weight 1, no distances needed
+        if sigma <= 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        _check_ab(ab)
+        idx1 = _nearest(ab, arr).unsqueeze(1)
+        return idx1, torch.ones(idx1.shape, dtype=ab.dtype, device=ab.device)
     d2, idx = _knn(ab, arr, k, compile)
     weight = gaussian_weights(d2, sigma, ab.dtype)
     return _to_bkhw(idx, ab), _to_bkhw(weight, ab)
 
 
 def nearest_bin(ab: torch.Tensor, bins: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Index ``(B, H, W)`` int64 of the nearest bin of each pixel (ties: lower index)."""
+    """Index ``(B, H, W)`` int64 of the nearest bin of each pixel (ties: lower index).
+
+    Grid bins: the pixel's cell by rounding and a lookup table, exact by a margin argument
+    (``_build_nearest``); pixels too close to a cell edge (exact ties included) or whose cell is
+    not a bin go to the brute force.
+    """
     arr = _bins_numpy(bins)
-    _, idx = _knn(ab, arr, 1)
-    bsz, _, h, w = ab.shape
-    return idx.reshape(bsz, h, w)
+    _check_ab(ab)
+    return _nearest(ab, arr)
 
 
 def one_hot_encode(
