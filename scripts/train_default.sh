@@ -8,12 +8,12 @@
 #   l1       regression with an L1 loss on the same trunk
 # then evaluates them against the gray/random baselines on the held-out bsds500/test.
 #
-# Usage: scripts/train_default.sh [RUNS_DIR]   (default: runs/; CPU, ~75 min on 2 cores)
+# Usage: scripts/train_default.sh [RUNS_DIR]   (default: runs/; CPU, about 70 min on 2 cores)
 # The three runs go in parallel, one torch thread each. STEPS=... overrides the step count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs}
-STEPS=${STEPS:-1500}
+STEPS=${STEPS:-1000}
 DATA=../shared/data
 COMMON=(
   "$DATA/imagenet-sample" "$DATA/bsds500/train" "$DATA/bsds500/val"

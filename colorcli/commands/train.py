@@ -140,33 +140,33 @@ def command(
     ] = 1.0,
     steps: Annotated[
         int | None,
-        typer.Option(help="Training steps [default: 450000 classification, 200000 otherwise]."),
+        typer.Option(help="Training steps (default: 450000 classification, 200000 otherwise)."),
     ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(
             "--batch-size",
-            help="Images per step and process [default: 40 classification, 4 otherwise].",
+            help="Images per step and process (default: 40 classification, 4 otherwise).",
         ),
     ] = None,
     crop: Annotated[
         int | None,
-        typer.Option(help="Training crop side [default: 176 classification, 256 otherwise]."),
+        typer.Option(help="Training crop side (default: 176 classification, 256 otherwise)."),
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option(help="Learning rate [default: 3e-5 classification, 2e-4 otherwise]."),
+        typer.Option(help="Learning rate (default: 3e-5 classification, 2e-4 otherwise)."),
     ] = None,
     betas: Annotated[
         str | None,
         typer.Option(
-            help="Adam betas 'b1,b2' [default: 0.9,0.99 classification, 0.5,0.999 otherwise]."
+            help="Adam betas 'b1,b2' (default: 0.9,0.99 classification, 0.5,0.999 otherwise)."
         ),
     ] = None,
     weight_decay: Annotated[
         float | None,
         typer.Option(
-            "--weight-decay", help="Adam weight decay [default: 1e-3 classification, 0 otherwise]."
+            "--weight-decay", help="Adam weight decay (default: 1e-3 classification, 0 otherwise)."
         ),
     ] = None,
     width: Annotated[
@@ -194,17 +194,17 @@ def command(
         int, typer.Option(help="Seed of the data order, crops and initialisation.")
     ] = 0,
     workers: Annotated[
-        int | None, typer.Option(help="DataLoader worker processes [default: 2].")
+        int | None, typer.Option(help="DataLoader worker processes (default: 2).")
     ] = None,
     save_every: Annotated[
-        int | None, typer.Option("--save-every", help="Checkpoint every N steps [default: 1000].")
+        int | None, typer.Option("--save-every", help="Checkpoint every N steps (default: 1000).")
     ] = None,
     val_every: Annotated[
-        int | None, typer.Option("--val-every", help="Validate every N steps [default: 1000].")
+        int | None, typer.Option("--val-every", help="Validate every N steps (default: 1000).")
     ] = None,
     log_every: Annotated[
         int | None,
-        typer.Option("--log-every", help="Log the train loss every N steps [default: 50]."),
+        typer.Option("--log-every", help="Log the train loss every N steps (default: 50)."),
     ] = None,
     keep_checkpoints: Annotated[
         bool, typer.Option("--keep-checkpoints", help="Also keep model-stepN.pt at each save.")
@@ -223,7 +223,7 @@ def command(
         float, typer.Option("--temperature", help="Annealed-mean decoding temperature.")
     ] = 0.38,
     device: Annotated[
-        str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps [default: auto].")
+        str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps (default: auto).")
     ] = None,
     no_amp: Annotated[
         bool, typer.Option("--no-amp", help="Disable mixed precision on CUDA.")
