@@ -1,0 +1,28 @@
+"""The shipped default model loads from weights/ and colorizes a bundled example."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorcli import checkpoint
+from colorcli.checkpoint import repo_root
+from colorcli.metrics import colorfulness
+
+
+def test_default_model_loads_and_adds_colour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLORCLI_WEIGHTS", raising=False)
+    loaded = checkpoint.load_model(None, device="cpu")
+    assert loaded.arch == "eccv16" and loaded.kind == "classification"
+    assert loaded.bins is not None and tuple(loaded.bins.shape) == (313, 2)
+    assert loaded.meta["step"] > 0 and loaded.meta["train_config"]["rebalance"] is True
+
+    from colorcli import Colorizer
+
+    src = Image.open(repo_root() / "examples" / "chelsea_gray.jpg")
+    out = Colorizer.load(None, device="cpu").colorize(src)
+    assert out.size == src.size and out.mode == "RGB"
+    rgb = np.asarray(out, dtype=np.float64) / 255.0
+    # gray input has colourfulness ~0; the trained model must add visible colour
+    assert colorfulness(rgb) > 5.0
