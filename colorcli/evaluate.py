@@ -65,6 +65,7 @@ class EvalConfig:
     (``gray``, ``random``, ``ground-truth``); ``baselines`` adds all three. ``prior``: a
     ``rebalance`` output file for the rebalanced AuC, or None to compute the prior from the
     evaluation set. ``out_dir``: where to write the report files (None: write nothing).
+    ``temperature``: annealed-mean T for classification models (None: each model file's own).
     """
 
     data_dir: Path
@@ -78,6 +79,7 @@ class EvalConfig:
     baselines: bool = True
     device: str | None = None
     limit: int | None = None
+    temperature: float | None = None
 
 
 @dataclass(frozen=True)
@@ -254,18 +256,21 @@ class LoadedPredictor:
 
     kind = "model"
 
-    def __init__(self, spec: str, device: str | None):
+    def __init__(self, spec: str, device: str | None, temperature: float | None = None):
         from colorcli.checkpoint import load_model
         from colorcli.device import pick_device
 
         self.device = pick_device(device)
         self.model = load_model(spec, device=self.device)
         self.name = spec
+        self.temperature = temperature
         self.description = f"{self.model.arch} ({self.model.kind})"
+        if temperature is not None and self.model.kind == "classification":
+            self.description += f", T = {temperature:g}"
 
     def predict(self, sample: Sample) -> torch.Tensor:
         with torch.inference_mode():
-            ab = self.model.predict_ab(sample.L.to(self.device))
+            ab = self.model.predict_ab(sample.L.to(self.device), temperature=self.temperature)
         ab = ab.detach().float().cpu()
         if ab.shape != sample.ab.shape:
             raise ColorcliError(
@@ -461,7 +466,7 @@ def evaluate(config: EvalConfig, on_image: OnImage | None = None) -> EvalReport:
                 )
             )
         else:
-            predictors.append(LoadedPredictor(name, config.device))
+            predictors.append(LoadedPredictor(name, config.device, config.temperature))
 
     accs = {p.name: _Accumulator() for p in predictors}
     keeper = _ContactKeeper(CONTACT_K)

@@ -1,39 +1,52 @@
 #!/usr/bin/env bash
 # Reproduce the shipped default model and the objective comparison of weights/MODEL_CARD.md.
 #
-# Trains three colorizers of equal compute (same eccv16 trunk at width 0.25, same steps, batch,
-# crop, learning rate and data order) on imagenet-sample + bsds500/train + bsds500/val only:
-#   full     classification, soft targets, class rebalancing (lambda 0.5)   (Zhang et al. "full")
-#   class    classification, soft targets, no rebalancing
-#   l1       regression with an L1 loss on the same trunk
-# then evaluates them against the gray/random baselines on the held-out bsds500/test.
+# Usage: scripts/train_default.sh [compare|final|all] [RUNS_DIR]   (default: all runs/)
 #
-# Usage: scripts/train_default.sh [RUNS_DIR]   (default: runs/; CPU, about 70 min on 2 cores)
-# The three runs go in parallel, one torch thread each. STEPS=... overrides the step count.
+# compare: three colorizers of equal compute (same eccv16 trunk at width 0.25, same steps, batch,
+#   crop, learning rate and data order) on imagenet-sample + bsds500/train + bsds500/val only:
+#     full     classification, soft targets, class rebalancing (lambda 0.5)   (Zhang et al. "full")
+#     class    classification, soft targets, no rebalancing
+#     l1       regression with an L1 loss on the same trunk
+#   COMPARE_STEPS (default 1000) steps each, run in parallel with one torch thread each (about
+#   75 min on 2 cores), then evaluated against the gray/random baselines on held-out bsds500/test.
+# final: the winner of the comparison (full) trained alone for FINAL_STEPS (default 4000) steps
+#   with both cores, the annealed-mean temperature picked on the run's own validation split
+#   (never on bsds500/test), then evaluated on bsds500/test and stored in float16 as
+#   weights/colorcli-default.pt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${1:-runs}
-STEPS=${STEPS:-1000}
+STAGE=${1:-all}
+RUNS=${2:-runs}
+COMPARE_STEPS=${COMPARE_STEPS:-1000}
+FINAL_STEPS=${FINAL_STEPS:-4000}
 DATA=../shared/data
+TRAIN_DATA=("$DATA/imagenet-sample" "$DATA/bsds500/train" "$DATA/bsds500/val")
 COMMON=(
-  "$DATA/imagenet-sample" "$DATA/bsds500/train" "$DATA/bsds500/val"
-  --width 0.25 --batch-size 16 --crop 176 --steps "$STEPS" --lr 1e-3
-  --val-split 0.05 --val-images 64 --val-every 250 --save-every 250 --log-every 25
+  --width 0.25 --batch-size 16 --crop 176 --lr 1e-3
+  --val-split 0.05 --val-images 64 --save-every 250 --log-every 25
   --workers 1 --seed 0 --device cpu
 )
-export OMP_NUM_THREADS=1
-run() {  # name, extra options...
-  local name=$1; shift
+run() {  # name, steps, extra options...
+  local name=$1 steps=$2; shift 2
   if [ -f "$RUNS/$name/resume.pt" ]; then
-    colorcli train --resume "$RUNS/$name" --steps "$STEPS" > "$RUNS/$name.log" 2>&1
+    colorcli train --resume "$RUNS/$name" --steps "$steps" > "$RUNS/$name.log" 2>&1
   else
-    colorcli train "${COMMON[@]}" --out "$RUNS/$name" "$@" > "$RUNS/$name.log" 2>&1
+    colorcli train "${TRAIN_DATA[@]}" "${COMMON[@]}" --steps "$steps" --out "$RUNS/$name" "$@" \
+      > "$RUNS/$name.log" 2>&1
   fi
 }
 mkdir -p "$RUNS"
-run full --objective classification &
-run class --objective classification --no-rebalance &
-run l1 --objective regression --arch eccv16 --loss l1 &
-wait
-colorcli eval "$DATA/bsds500/test" --metric all --out "$RUNS/eval-bsds500-test" \
-  --model "$RUNS/full/model.pt" --model "$RUNS/class/model.pt" --model "$RUNS/l1/model.pt"
+if [ "$STAGE" = compare ] || [ "$STAGE" = all ]; then
+  export OMP_NUM_THREADS=1
+  run full "$COMPARE_STEPS" --val-every 250 --objective classification &
+  run class "$COMPARE_STEPS" --val-every 250 --objective classification --no-rebalance &
+  run l1 "$COMPARE_STEPS" --val-every 250 --objective regression --arch eccv16 --loss l1 &
+  wait
+  colorcli eval "$DATA/bsds500/test" --metric all --out "$RUNS/eval-bsds500-test" \
+    --model "$RUNS/full/model.pt" --model "$RUNS/class/model.pt" --model "$RUNS/l1/model.pt"
+fi
+if [ "$STAGE" = final ] || [ "$STAGE" = all ]; then
+  export OMP_NUM_THREADS=2
+  run final "$FINAL_STEPS" --val-every 1000 --objective classification
+fi

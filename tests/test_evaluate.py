@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from skimage.color import rgb2lab
+from skimage.color import lab2rgb, rgb2lab
 
 from colorcli import metrics
 from colorcli.errors import EmptyDataset, UsageError
@@ -195,6 +196,27 @@ def test_trained_model_row_matches_its_predictions(folder: Path, tmp_path: Path)
         lum = torch.from_numpy(rgb2lab(rgb.astype(np.float64))[..., 0]).float()[None, None]
         pred = loaded.predict_ab(lum)
         assert r.values[str(path)]["auc"] == pytest.approx(metrics.auc(pred, ab[None]), abs=0.1)
+    # --temperature overrides the file's annealed-mean T: the row follows predict_ab(T=...)
+    hot = evaluate(
+        _config(folder, metrics=("colorfulness",), models=(str(path),), baselines=False),
+    )
+    cold_config = replace(
+        _config(folder, metrics=("colorfulness",), models=(str(path),), baselines=False),
+        temperature=0.05,
+    )
+    cold = evaluate(cold_config)
+    assert "T = 0.05" in cold.models[0].description
+    for r_hot, r_cold in zip(hot.images, cold.images, strict=True):
+        rgb = np.asarray(Image.open(r_cold.path).convert("RGB"), dtype=np.float32) / 255.0
+        rgb = np.clip(cv2.resize(rgb, (SIZE, SIZE), interpolation=cv2.INTER_AREA), 0, 1)
+        lab = rgb2lab(rgb.astype(np.float64))
+        lum = torch.from_numpy(lab[..., 0]).float()[None, None]
+        pred = loaded.predict_ab(lum, temperature=0.05)
+        ref = metrics.colorfulness(
+            lab2rgb(np.concatenate([lab[..., :1], pred[0].permute(1, 2, 0).numpy()], axis=-1))
+        )
+        assert r_cold.values[str(path)]["colorfulness"] == pytest.approx(ref, abs=0.05)
+        assert r_cold.values[str(path)]["colorfulness"] != r_hot.values[str(path)]["colorfulness"]
 
 
 def test_prior_from_rebalance_file(folder: Path, tmp_path: Path) -> None:

@@ -95,6 +95,14 @@ def command(
     limit: Annotated[
         int | None, typer.Option(help="Evaluate only the first N images (sorted by path).")
     ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            help="Annealed-mean temperature T for classification models (default: each model "
+            "file's own; lower is more saturated, 1 is the mean, near 0 the mode).",
+            min=1e-3,
+        ),
+    ] = None,
 ) -> None:
     """Evaluate colorizers and baselines: AuC (plain and rebalanced), PSNR, SSIM, colourfulness."""
     from colorcli.evaluate import ALL_METRICS, EvalConfig, EvalProgress, evaluate
@@ -113,6 +121,7 @@ def command(
         baselines=baselines,
         device=None if device is DeviceChoice.auto else device.value,
         limit=limit,
+        temperature=temperature,
     )
     with make_progress(transient=True) as progress:
         tasks: dict[str, Any] = {}
