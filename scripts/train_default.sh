@@ -10,16 +10,16 @@
 #     l1       regression with an L1 loss on the same trunk
 #   COMPARE_STEPS (default 1000) steps each, run in parallel with one torch thread each (about
 #   75 min on 2 cores), then evaluated against the gray/random baselines on held-out bsds500/test.
-# final: the winner of the comparison (full) trained alone for FINAL_STEPS (default 4000) steps
-#   with both cores, the annealed-mean temperature picked on the run's own validation split
-#   (never on bsds500/test), then evaluated on bsds500/test and stored in float16 as
-#   weights/colorcli-default.pt.
+# final: the winner of the comparison (full) trained alone for FINAL_STEPS (default 5000) steps
+#   with both cores (about 75 min); scripts/ship_default.py then picks the annealed-mean
+#   temperature on the run's own validation split (never on bsds500/test) and stores the model
+#   in float16 as weights/colorcli-default.pt, which is evaluated on bsds500/test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${1:-all}
 RUNS=${2:-runs}
 COMPARE_STEPS=${COMPARE_STEPS:-1000}
-FINAL_STEPS=${FINAL_STEPS:-4000}
+FINAL_STEPS=${FINAL_STEPS:-5000}
 DATA=../shared/data
 TRAIN_DATA=("$DATA/imagenet-sample" "$DATA/bsds500/train" "$DATA/bsds500/val")
 COMMON=(
@@ -49,4 +49,8 @@ fi
 if [ "$STAGE" = final ] || [ "$STAGE" = all ]; then
   export OMP_NUM_THREADS=2
   run final "$FINAL_STEPS" --val-every 1000 --objective classification
+  python scripts/ship_default.py "$RUNS/final" --out weights/colorcli-default.pt \
+    | tee "$RUNS/final-temperature.md"
+  colorcli eval "$DATA/bsds500/test" --metric all --out "$RUNS/eval-final-bsds500-test" \
+    --model weights/colorcli-default.pt
 fi
