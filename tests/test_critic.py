@@ -1,0 +1,219 @@
+"""Critic files and scoring: round trip, bad files, logits against the patch map by hand,
+gradients w.r.t. ab against finite differences."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from colorcli.checkpoint import load_model
+from colorcli.critic import LoadedCritic, critic_logits, load_critic, save_critic
+from colorcli.errors import BadWeights
+from colorcli.models import create_model
+
+KW: dict[str, Any] = {"width": 4, "n_layers": 2, "norm": "instance"}
+
+
+def _critic(seed: int = 0, **extra: Any) -> nn.Module:
+    torch.manual_seed(seed)
+    return create_model("patchgan", **{**KW, **extra}).eval()
+
+
+def _lab(seed: int, b: int = 2, size: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    lum = torch.rand(b, 1, size, size, generator=g) * 100
+    ab = (torch.rand(b, 2, size, size, generator=g) - 0.5) * 120
+    return lum, ab
+
+
+def _save(path: Path, module: nn.Module | None = None, **kwargs: Any) -> nn.Module:
+    module = module if module is not None else _critic()
+    save_critic(
+        path,
+        module,
+        arch="patchgan",
+        arch_kwargs=kwargs.pop("arch_kwargs", KW),
+        input_size=32,
+        meta={"colorizer": Path("/m/tiny.pt"), "steps": 7, "accuracy": {"balanced": 0.75}},
+    )
+    return module
+
+
+def _one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "critic.pt"
+    module = _save(path)
+    assert not [p for p in tmp_path.iterdir() if p.name != "critic.pt"]  # no temp file left
+    raw = torch.load(path, weights_only=True)
+    assert (raw["format"], raw["kind"], raw["arch"]) == ("colorcli-critic", "critic", "patchgan")
+    assert raw["ab_scale"] == 110.0
+    crit = load_critic(path, device="cpu")
+    assert isinstance(crit, LoadedCritic)
+    assert (crit.arch, crit.arch_kwargs, crit.input_size, crit.path) == ("patchgan", KW, 32, path)
+    assert crit.meta["colorizer"] == "/m/tiny.pt" and crit.meta["steps"] == 7
+    assert crit.meta["accuracy"] == {"balanced": 0.75} and crit.meta["format_version"] == 1
+    assert not crit.module.training and crit.device == torch.device("cpu")
+    for k, v in module.state_dict().items():
+        assert torch.equal(crit.module.state_dict()[k], v)
+    lum, ab = _lab(1)
+    assert torch.equal(crit.logits(lum, ab), critic_logits(module, lum, ab, 110.0))
+
+
+def test_logits_are_mean_of_patch_map_by_hand(tmp_path: Path) -> None:
+    module = _save(tmp_path / "c.pt")
+    crit = load_critic(tmp_path / "c.pt", device="cpu")
+    lum, ab = _lab(2, b=3, size=32)
+    # the PatchGAN body applied to (L normalised to [-1, 1], ab / 110), averaged per image
+    x = torch.cat([(lum - 50.0) / 50.0, ab / 110.0], dim=1)
+    patch = module.net(x)  # type: ignore[operator]
+    assert patch.shape[0] == 3 and patch.shape[1] == 1 and patch.shape[-1] > 1
+    expect = torch.stack([patch[i].sum() / patch[i].numel() for i in range(3)])
+    got = crit.logits(lum, ab)
+    assert got.shape == (3,)
+    torch.testing.assert_close(got, expect, rtol=1e-5, atol=1e-6)
+    real = crit.realism(lum, ab)
+    assert not real.requires_grad
+    torch.testing.assert_close(real, 1 / (1 + torch.exp(-expect)), rtol=1e-5, atol=1e-6)
+
+
+def test_global_pool_variant(tmp_path: Path) -> None:
+    kw = {**KW, "global_pool": True}
+    module = _critic(global_pool=True)
+    _save(tmp_path / "g.pt", module, arch_kwargs=kw)
+    crit = load_critic(tmp_path / "g.pt", device="cpu")
+    lum, ab = _lab(3)
+    x = torch.cat([(lum - 50.0) / 50.0, ab / 110.0], dim=1)
+    expect = module.net(x).mean(dim=(1, 2, 3))  # type: ignore[operator]
+    torch.testing.assert_close(crit.logits(lum, ab), expect, rtol=1e-5, atol=1e-6)
+
+
+def test_logits_differentiable_in_ab(tmp_path: Path) -> None:
+    module = _save(tmp_path / "c.pt")
+    crit = load_critic(tmp_path / "c.pt", device="cpu")
+    lum, ab = _lab(4, b=2, size=16)
+    ab = ab.requires_grad_(True)
+    crit.logits(lum, ab).sum().backward()
+    assert ab.grad is not None
+    grad = ab.grad
+    assert grad.abs().sum() > 0
+
+    # float64 central differences of the pure function on a few entries
+    m64 = copy.deepcopy(module).double()
+    lum64, ab64 = lum.double(), ab.detach().double()
+    ab64.requires_grad_(True)
+    critic_logits(m64, lum64, ab64, 110.0).sum().backward()
+    assert ab64.grad is not None
+    torch.testing.assert_close(grad.double(), ab64.grad, rtol=1e-3, atol=1e-7)
+    eps = 1e-4
+    for idx in [(0, 0, 3, 5), (1, 1, 8, 8), (0, 1, 15, 0), (1, 0, 0, 12)]:
+        plus, minus = ab64.detach().clone(), ab64.detach().clone()
+        plus[idx] += eps
+        minus[idx] -= eps
+        with torch.no_grad():
+            fd = (
+                critic_logits(m64, lum64, plus, 110.0).sum()
+                - critic_logits(m64, lum64, minus, 110.0).sum()
+            ) / (2 * eps)
+        assert abs(float(fd) - float(ab64.grad[idx])) <= 1e-6 + 1e-4 * abs(float(fd))
+    assert any(float(ab64.grad[i]) != 0 for i in [(0, 0, 3, 5), (1, 1, 8, 8)])
+
+
+def test_bad_shapes(tmp_path: Path) -> None:
+    _save(tmp_path / "c.pt")
+    crit = load_critic(tmp_path / "c.pt", device="cpu")
+    lum, ab = _lab(5)
+    with pytest.raises(ValueError, match="ab must have shape"):
+        crit.logits(lum, ab[:, :1])
+    with pytest.raises(ValueError, match="L must have shape"):
+        crit.logits(lum[0], ab)
+
+
+def test_missing_folder_and_corrupt(tmp_path: Path) -> None:
+    with pytest.raises(BadWeights, match="no such file") as exc:
+        load_critic(tmp_path / "nope.pt")
+    assert str(tmp_path / "nope.pt") in _one_line(exc)
+    with pytest.raises(BadWeights, match="folder"):
+        load_critic(tmp_path)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torch file at all")
+    with pytest.raises(BadWeights, match=r"bad\.pt") as exc:
+        load_critic(bad)
+    _one_line(exc)
+
+
+def test_colorizer_file_is_not_a_critic(tiny_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(BadWeights, match="not a critic") as exc:
+        load_critic(tiny_model)
+    assert str(tiny_model) in _one_line(exc)
+    # and a critic file is not a colorizer
+    _save(tmp_path / "c.pt")
+    with pytest.raises(BadWeights, match=r"c\.pt"):
+        load_model(tmp_path / "c.pt", device="cpu")
+
+
+def test_foreign_and_wrong_files(tmp_path: Path) -> None:
+    good = torch.load(_save_path(tmp_path), weights_only=True)
+
+    def write(name: str, obj: Any) -> Path:
+        p = tmp_path / name
+        torch.save(obj, p)
+        return p
+
+    with pytest.raises(BadWeights, match="not a colorcli critic file"):
+        load_critic(write("plain.pt", {"w": torch.zeros(2)}))
+    with pytest.raises(BadWeights, match="newer colorcli"):
+        load_critic(write("new.pt", {**good, "version": 99}))
+    with pytest.raises(BadWeights, match="unknown critic architecture"):
+        load_critic(write("arch.pt", {**good, "arch": "ebgan-ae"}))
+    with pytest.raises(BadWeights, match="lacks its 'state_dict'"):
+        load_critic(write("nostate.pt", {k: v for k, v in good.items() if k != "state_dict"}))
+    with pytest.raises(BadWeights, match="shape mismatch"):
+        load_critic(write("shape.pt", {**good, "arch_kwargs": {**KW, "width": 8}}))
+    with pytest.raises(BadWeights, match="cannot build"):
+        load_critic(write("kw.pt", {**good, "arch_kwargs": {**KW, "norm": "weird"}}))
+    with pytest.raises(BadWeights, match="ab_scale"):
+        load_critic(write("scale.pt", {**good, "ab_scale": 0.0}))
+
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as fh:
+        torch.save({**good, "meta": {"x": _Evil()}}, fh, pickle_module=pickle)
+    with pytest.raises(BadWeights, match="refused"):
+        load_critic(evil)
+
+
+class _Evil:
+    """Not allowed under weights_only."""
+
+
+def _save_path(tmp_path: Path) -> Path:
+    path = tmp_path / "good.pt"
+    _save(path)
+    return path
+
+
+def test_save_rejects_other_arch_and_unplain_meta(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="critic arch"):
+        save_critic(
+            tmp_path / "x.pt", _critic(), arch="unet", arch_kwargs=KW, input_size=32, meta={}
+        )
+    with pytest.raises(TypeError, match="meta"):
+        save_critic(
+            tmp_path / "y.pt",
+            _critic(),
+            arch="patchgan",
+            arch_kwargs=KW,
+            input_size=32,
+            meta={"obj": object()},
+        )
+    assert not list(tmp_path.iterdir())
