@@ -1,21 +1,39 @@
 """Critic files and scoring: round trip, bad files, logits against the patch map by hand,
-gradients w.r.t. ab against finite differences."""
+gradients w.r.t. ab against finite differences; training against a colorizer that is easy to
+spot (gray output), its held-out accuracy recomputed with the saved critic."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import pickle
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
-from colorcli.checkpoint import load_model
-from colorcli.critic import LoadedCritic, critic_logits, load_critic, save_critic
-from colorcli.errors import BadWeights
+from colorcli.checkpoint import load_model, save_model
+from colorcli.color.lab import rgb_to_lab
+from colorcli.critic import (
+    CriticBadFile,
+    CriticConfig,
+    CriticStep,
+    LoadedCritic,
+    critic_logits,
+    load_critic,
+    save_critic,
+    train_critic,
+)
+from colorcli.errors import BadWeights, EmptyDataset, UsageError
+from colorcli.imageio import find_images
 from colorcli.models import create_model
+from colorcli.training.dataset import load_crop, split_files
 
 KW: dict[str, Any] = {"width": 4, "n_layers": 2, "norm": "instance"}
 
@@ -217,3 +235,144 @@ def test_save_rejects_other_arch_and_unplain_meta(tmp_path: Path) -> None:
             meta={"obj": object()},
         )
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _photo(path: Path, seed: int, shape: tuple[int, int] = (40, 48)) -> None:
+    """A smooth random colour image (saturated: never counted as gray)."""
+    g = np.random.default_rng(seed)
+    img = cv2.resize(g.random((3, 4, 3)), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(path)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("photos")
+    for i in range(12):
+        _photo(d / f"img{i:02d}.png", seed=i)
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return d
+
+
+@pytest.fixture(scope="module")
+def gray_colorizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An eccv16-regression file whose head is zeroed: tanh(0) = 0, so its output is gray."""
+    torch.manual_seed(0)
+    model = create_model("eccv16-regression", width=0.0625)
+    head: Any = model.head
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    path = tmp_path_factory.mktemp("colorizer") / "gray.pt"
+    save_model(
+        path,
+        model,
+        arch="eccv16-regression",
+        arch_kwargs={"width": 0.0625},
+        bins=None,
+        input_size=32,
+    )
+    return path
+
+
+def _cfg(photos: Path, colorizer: Path, out: Path, **kw: Any) -> CriticConfig:
+    base: dict[str, Any] = dict(
+        data_dirs=(str(photos),),
+        model=str(colorizer),
+        out=str(out),
+        steps=30,
+        batch_size=4,
+        crop=32,
+        lr=1e-3,
+        width=8,
+        n_layers=2,
+        val_split=0.34,
+        device="cpu",
+    )
+    base.update(kw)
+    return CriticConfig(**base)
+
+
+def test_train_critic_spots_a_gray_colorizer(
+    photos: Path, gray_colorizer: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "critic.pt"
+    events: list[Any] = []
+    result = train_critic(_cfg(photos, gray_colorizer, out), on_event=events.append)
+    assert result.path == out and out.is_file()
+    assert [p for p, _ in result.bad_files] == [str(photos / "broken.jpg")]
+    assert sum(isinstance(e, CriticBadFile) for e in events) == 1
+    steps = [e.step for e in events if isinstance(e, CriticStep)]
+    assert steps == list(range(1, 31))
+    assert result.accuracy["on"] == "held-out"
+    assert result.accuracy["balanced"] >= 0.9
+
+    crit = load_critic(out, device="cpu")
+    meta = crit.meta
+    assert meta["accuracy"] == result.accuracy
+    assert meta["steps"] == 30 and meta["data_dirs"] == [str(photos)]
+    assert meta["colorizer"]["path"] == str(gray_colorizer)
+    assert meta["colorizer"]["sha256"] == hashlib.sha256(gray_colorizer.read_bytes()).hexdigest()
+    assert meta["timing"]["train_seconds"] > 0
+    assert crit.input_size == 32 and crit.arch_kwargs["norm"] == "instance"
+
+    # independent recomputation of the held-out accuracy with the saved critic
+    _, val = split_files(find_images([photos]), 0.34, 0)
+    good = [p for p in val if p.name != "broken.jpg"]
+    assert result.accuracy["n"] == len(good) >= 3
+    rgb = np.stack([load_crop(p, 32, None) for p in good]).astype(np.float32) / 255
+    lab = rgb_to_lab(torch.from_numpy(rgb).permute(0, 3, 1, 2))
+    lum, ab = lab[:, :1], lab[:, 1:]
+    real = crit.realism(lum, ab)
+    fake = crit.realism(lum, torch.zeros_like(ab))  # the gray colorizer's output
+    assert result.accuracy["real"] == pytest.approx(float((real > 0.5).double().mean()))
+    assert result.accuracy["colorized"] == pytest.approx(float((fake <= 0.5).double().mean()))
+
+
+def test_train_critic_is_deterministic_and_global_pool(
+    photos: Path, gray_colorizer: Path, tmp_path: Path
+) -> None:
+    cfg = _cfg(photos, gray_colorizer, tmp_path / "a.pt", steps=3, global_pool=True)
+    train_critic(cfg)
+    train_critic(replace(cfg, out=str(tmp_path / "b.pt")))
+    a, b = load_critic(tmp_path / "a.pt"), load_critic(tmp_path / "b.pt")
+    assert a.arch_kwargs["global_pool"] is True
+    for k, v in a.module.state_dict().items():
+        assert torch.equal(v, b.module.state_dict()[k]), k
+
+
+def test_train_critic_refuses_overwrite_and_bad_settings(
+    photos: Path, gray_colorizer: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "c.pt"
+    out.write_bytes(b"keep me")
+    with pytest.raises(UsageError, match="already exists"):
+        train_critic(_cfg(photos, gray_colorizer, out))
+    assert out.read_bytes() == b"keep me"
+    with pytest.raises(UsageError, match="too small"):
+        train_critic(_cfg(photos, gray_colorizer, tmp_path / "x.pt", crop=16, n_layers=3))
+    with pytest.raises(UsageError, match="no such folder"):
+        train_critic(_cfg(tmp_path / "nope", gray_colorizer, tmp_path / "x.pt"))
+    with pytest.raises(UsageError, match="is a folder"):
+        train_critic(_cfg(photos, gray_colorizer, tmp_path))
+    with pytest.raises(BadWeights, match="no such file"):
+        train_critic(_cfg(photos, tmp_path / "missing.pt", tmp_path / "x.pt"))
+    assert not (tmp_path / "x.pt").exists()
+    # overwrite replaces the file
+    train_critic(_cfg(photos, gray_colorizer, out, steps=2, overwrite=True))
+    assert load_critic(out).meta["steps"] == 2
+
+
+def test_train_critic_empty_and_unreadable_folders(gray_colorizer: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(EmptyDataset, match="no image files"):
+        train_critic(_cfg(empty, gray_colorizer, tmp_path / "x.pt"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for i in range(3):
+        (broken / f"b{i}.png").write_bytes(b"nope")
+    with pytest.raises(EmptyDataset, match="none of the training photos"):
+        train_critic(_cfg(broken, gray_colorizer, tmp_path / "x.pt"))
+    assert not (tmp_path / "x.pt").exists()
