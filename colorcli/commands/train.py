@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from colorcli.commands._common import console, err_console, handle_errors, warn_line
+from colorcli.commands._common import console, err_console, escape, handle_errors, warn_line
 from colorcli.errors import UsageError
 
 
@@ -82,12 +82,12 @@ def command(
         ),
     ] = False,
     objective: Annotated[
-        ObjectiveChoice,
+        ObjectiveChoice | None,
         typer.Option(
-            help="classification: eccv16 + rebalanced cross-entropy; regression: L1/L2; "
-            "cgan: unet + PatchGAN + GAN loss + L1."
+            help="classification (default): eccv16 + rebalanced cross-entropy; regression: "
+            "L1/L2; cgan: unet + PatchGAN + GAN loss + L1. With --finetune: the model's own."
         ),
-    ] = ObjectiveChoice.classification,
+    ] = None,
     arch: Annotated[
         ArchChoice,
         typer.Option(
@@ -116,7 +116,10 @@ def command(
             "--bins", help="Bins file from 'colorcli build-bins' (default: the 313 reference bins)."
         ),
     ] = None,
-    loss: Annotated[LossChoice, typer.Option(help="Regression loss.")] = LossChoice.l1,
+    loss: Annotated[
+        LossChoice | None,
+        typer.Option(help="Regression loss (default: l1, or the fine-tuned model's own)."),
+    ] = None,
     gan: Annotated[
         GanChoice, typer.Option(help="GAN objective for --objective cgan.")
     ] = GanChoice.vanilla,
@@ -170,11 +173,13 @@ def command(
         ),
     ] = None,
     width: Annotated[
-        float, typer.Option(help="Channel multiplier (1.0 = published network).")
-    ] = 1.0,
+        float | None,
+        typer.Option(help="Channel multiplier (default: 1.0 = published network)."),
+    ] = None,
     depth: Annotated[
-        int, typer.Option(help="U-Net depth (crop must be a multiple of 2**depth).")
-    ] = 8,
+        int | None,
+        typer.Option(help="U-Net depth (default: 8; crop must be a multiple of 2**depth)."),
+    ] = None,
     val_dir: Annotated[
         Path | None,
         typer.Option(
@@ -220,16 +225,69 @@ def command(
         float, typer.Option("--lambda", help="Rebalancing mix with the uniform distribution.")
     ] = 0.5,
     temperature: Annotated[
-        float, typer.Option("--temperature", help="Annealed-mean decoding temperature.")
-    ] = 0.38,
+        float | None,
+        typer.Option("--temperature", help="Annealed-mean decoding temperature (default: 0.38)."),
+    ] = None,
     device: Annotated[
         str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps (default: auto).")
     ] = None,
     no_amp: Annotated[
         bool, typer.Option("--no-amp", help="Disable mixed precision on CUDA.")
     ] = False,
+    finetune: Annotated[
+        str | None,
+        typer.Option(
+            "--finetune",
+            metavar="COLORIZER",
+            help="Fine-tune this colorizer (model file, hf://owner/repo/file or 'default'): "
+            "architecture, bins, decoding and loss kind come from the file; defaults "
+            "become --steps 2000, a constant --lr 1e-5 (classification) or 2e-5 (regression), "
+            "--crop = the model's training size.",
+        ),
+    ] = None,
+    hard_mining: Annotated[
+        Path | None,
+        typer.Option(
+            "--hard-mining",
+            metavar="CRITIC",
+            help="With --finetune: a critic file (real vs colorized). Each round trains on the "
+            "photos it finds least real, and the generator also learns to fool it.",
+        ),
+    ] = None,
+    adv_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--adv-weight",
+            help="Weight of the critic's adversarial term (default: 0.3 classification, "
+            "0.01 regression; 0 = hard mining only).",
+        ),
+    ] = None,
+    hard_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--hard-fraction",
+            help="Share of the training photos kept by each mining round (default: 0.25).",
+        ),
+    ] = None,
+    mine_every: Annotated[
+        int | None,
+        typer.Option(
+            "--mine-every",
+            help="Steps per mining round (default: one epoch of the training photos; each "
+            "round colorizes and scores every training photo once).",
+        ),
+    ] = None,
+    freeze_critic: Annotated[
+        bool,
+        typer.Option(
+            "--freeze-critic",
+            help="Keep the critic fixed (default: it trains against the generator, one step "
+            "per generator step, and is saved as critic.pt).",
+        ),
+    ] = False,
 ) -> None:
-    """Train a colorizer (classification, regression or cGAN) on a folder of photos."""
+    """Train a colorizer (classification, regression or cGAN) on a folder of photos, or
+    fine-tune one (--finetune), optionally on the photos a critic finds least real."""
     from colorcli import training
 
     runtime: dict[str, Any] = {
@@ -240,7 +298,19 @@ def command(
         "val_every": val_every,
         "log_every": log_every,
     }
+    mining: dict[str, Any] = {
+        "adv_weight": adv_weight,
+        "hard_fraction": hard_fraction,
+        "mine_every": mine_every,
+        "train_critic": False if freeze_critic else None,
+    }
     if resume is not None:
+        given = [f"--{k.replace('_', '-')}" for k, v in mining.items() if v is not None]
+        given += ["--finetune"] * (finetune is not None) + ["--hard-mining"] * bool(hard_mining)
+        if given:
+            raise UsageError(
+                f"--resume continues the saved run with its settings; leave out {given[0]}"
+            )
         if out is not None and out.resolve() != resume.resolve():
             raise UsageError(
                 "--resume names the run folder; leave out --out or give the same folder"
@@ -254,17 +324,19 @@ def command(
             raise UsageError("give the folder of training photos (or --resume RUN_DIR)")
         if out is None:
             raise UsageError("give the run folder with --out RUN_DIR")
-        config = training.make_config(
-            str(data_dir[0]),
-            str(out),
-            objective.value,
+        if finetune is None:
+            given = [f"--{k.replace('_', '-')}" for k, v in mining.items() if v is not None]
+            given += ["--hard-mining"] * bool(hard_mining)
+            if given:
+                raise UsageError(f"{given[0]} applies to fine-tuning: add --finetune COLORIZER")
+        options: dict[str, Any] = dict(
             extra_data_dirs=tuple(str(d) for d in data_dir[1:]),
             arch=arch.value,
             targets=targets.value,
             rebalance=not no_rebalance,
             rebalance_file=str(rebalance) if rebalance else None,
             bins_file=str(bins) if bins else None,
-            loss=loss.value,
+            loss=loss.value if loss else None,
             gan=gan.value,
             lambda_l1=lambda_l1,
             r1_gamma=r1_gamma,
@@ -288,14 +360,51 @@ def command(
             amp=not no_amp,
             **runtime,
         )
+        if finetune is not None:
+            config = training.make_finetune_config(
+                str(data_dir[0]),
+                str(out),
+                finetune,
+                str(hard_mining) if hard_mining else None,
+                objective=objective.value if objective else None,
+                **options,
+                **mining,
+            )
+        else:
+            config = training.make_config(
+                str(data_dir[0]),
+                str(out),
+                objective.value if objective else "classification",
+                **options,
+            )
         with _Reporter() as rep:
             result = training.train(config, overwrite=overwrite, on_event=rep)
     if _is_main():
         summary = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
         console.print(
             f"trained to step {result.step}: {result.model_path}"
-            + (f" ({summary})" if summary else "")
+            + (f" ({summary})" if summary else ""),
+            highlight=False,
         )
+        _print_before_after(result.before, result.metrics)
+
+
+BEFORE_AFTER = (
+    ("val_realism", "realism (critic's P(real))"),
+    ("val_auc", "AuC %"),
+    ("val_auc_rebalanced", "rebalanced AuC %"),
+    ("val_colourfulness", "colourfulness"),
+)
+
+
+def _print_before_after(before: dict[str, float], after: dict[str, float]) -> None:
+    """Fine-tuning: the validation numbers of the starting model and of the result."""
+    rows = [(label, before[k], after[k]) for k, label in BEFORE_AFTER if k in before and k in after]
+    if not rows:
+        return
+    console.print("held-out photos, before -> after fine-tuning:", highlight=False)
+    for label, b, a in rows:
+        console.print(f"  {label}: {b:.4g} -> {a:.4g}", highlight=False)
 
 
 def _is_main() -> bool:
@@ -354,4 +463,10 @@ class _Reporter:
         elif isinstance(event, training.BadFile):
             warn_line(f"skipped {event.reason}")
         elif isinstance(event, training.Note):
-            err_console.print(f"[dim]{event.message}[/]", highlight=False)
+            err_console.print(f"[dim]{escape(event.message)}[/]", highlight=False)
+        elif isinstance(event, training.Mined):
+            err_console.print(
+                f"[dim]step {event.step}: mined the {event.subset} least real of {event.pool} "
+                f"photos (realism {event.subset_realism:.3f}, all {event.pool_realism:.3f})[/]",
+                highlight=False,
+            )

@@ -70,6 +70,14 @@ class TrainConfig:
     ``width`` multiplies the published channel counts (eccv16: 1.0 = 32 M parameters; unet:
     1.0 = 64 first-level channels). ``lr_milestones`` is a tuple of (fraction of ``steps``,
     factor of ``lr``) pairs. ``val_split`` is used only without ``val_dir``.
+
+    Fine-tuning: ``finetune`` is the colorizer file the run starts from (``objective``, ``arch``,
+    ``width``, ``depth`` and ``temperature`` then describe that file: build such configs with
+    ``training.finetune.make_finetune_config``); ``critic`` the critic file for hard mining and
+    the adversarial term (weight ``adv_weight``); each mining round keeps the ``hard_fraction``
+    least real training images for ``mine_every`` steps (0: one epoch of the whole training
+    set); ``train_critic`` updates the critic against the generator as in a GAN. Files written
+    before these fields existed load with the defaults (no fine-tuning).
     """
 
     data_dir: str
@@ -98,6 +106,13 @@ class TrainConfig:
     # model
     width: float = 1.0
     depth: int = 8
+    # fine-tuning (``--finetune COLORIZER [--hard-mining CRITIC]``; see ``training.finetune``)
+    finetune: str | None = None
+    critic: str | None = None
+    adv_weight: float = 0.01
+    hard_fraction: float = 0.25
+    mine_every: int = 0
+    train_critic: bool = True
     # optimisation
     steps: int = 450_000
     batch_size: int = 40
@@ -145,12 +160,24 @@ class TrainConfig:
             (self.log_every >= 1, "--log-every must be >= 1"),
             (self.r1_gamma >= 0, "--r1-gamma must be >= 0"),
             (0.5 < self.label_smoothing <= 1, "--label-smoothing must be in (0.5, 1]"),
+            (self.adv_weight >= 0, "--adv-weight must be >= 0"),
+            (0 < self.hard_fraction <= 1, "--hard-fraction must be in (0, 1]"),
+            (self.mine_every >= 0, "--mine-every must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
         if self.label_smoothing != 1.0 and self.gan not in ("vanilla", "lsgan"):
             raise UsageError("--label-smoothing applies to the vanilla and lsgan GAN losses")
+        if self.critic is not None and self.finetune is None:
+            raise UsageError(
+                "--hard-mining CRITIC fine-tunes a colorizer: add --finetune COLORIZER"
+            )
+        if self.finetune is not None and self.objective == "cgan":
+            raise UsageError(
+                "--finetune trains the colorizer with its own loss (classification or "
+                "regression) plus the critic's adversarial term; --objective cgan does not apply"
+            )
         if self.objective == "classification" and self.arch != "eccv16":
             raise UsageError("--objective classification trains eccv16 (use --arch eccv16)")
         if self.objective == "cgan" and self.arch != "unet":

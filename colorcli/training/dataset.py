@@ -20,7 +20,7 @@ batches it would have seen (``BatchOrder.position``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,9 +188,23 @@ def make_loader(
 ) -> torch.utils.data.DataLoader[Sample]:
     """An infinite DataLoader yielding ``(rgb uint8 (B,3,c,c), readable (B,), index (B,),
     errors list[str])`` batches in ``order`` from ``start_step`` on."""
+    return make_keyed_loader(
+        dataset, _BatchSampler(order, start_step), workers=workers, pin_memory=pin_memory
+    )
+
+
+def make_keyed_loader(
+    dataset: PhotoCrops,
+    batches: Iterable[list[tuple[int, int]]],
+    *,
+    workers: int,
+    pin_memory: bool,
+) -> torch.utils.data.DataLoader[Sample]:
+    """A DataLoader yielding the batches of ``(file index, epoch)`` keys in ``batches`` (finite
+    or not), in the same form as ``make_loader``."""
     return torch.utils.data.DataLoader(
         dataset,
-        batch_sampler=_BatchSampler(order, start_step),
+        batch_sampler=batches,
         num_workers=workers,
         persistent_workers=workers > 0,
         pin_memory=pin_memory,

@@ -11,7 +11,8 @@ Run folder::
     resume.pt        everything else needed to continue exactly: model and optimizer states,
                      GradScaler, step, the prior/class weights, world size (tensors and plain
                      values only; loaded with torch.load(weights_only=True))
-    metrics.jsonl    one JSON object per line: {"step", "kind": "train"|"val", ...}
+    critic.pt        the fine-tuned critic (fine-tuning with a critic that trains)
+    metrics.jsonl    one JSON object per line: {"step", "kind": "train"|"val"|"mine", ...}
     loss.png         loss curves, refreshed at each validation
     samples/stepN.png  gray | prediction | truth for a few fixed validation images
 
@@ -31,6 +32,12 @@ gradients line up), which means Adam's momentum still moves the weights for that
 Learning-rate milestones are fractions of ``--steps``: resuming with a different ``--steps``
 rescales the rest of the schedule. On CUDA the per-step timings in ``StepDone`` are host
 times (kernels run asynchronously); they are exact on CPU.
+
+Fine-tuning (``config.finetune``, ``training.finetune``) runs through the same loop: the objective
+starts from the colorizer file, a validation at step 0 records the "before" numbers, and with a
+critic the batches come from hard-mining rounds (a fresh DataLoader per round, since a round's
+subset is known only once the generator has reached the round's first step); the current
+round's subset is part of the resume file.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,12 +59,13 @@ import torch.distributed as dist
 from colorcli import checkpoint, metrics
 from colorcli.color.bins import load_bins, reference_bins
 from colorcli.color.encode import nearest_bin
+from colorcli.critic import save_critic
 from colorcli.device import autocast_dtype, pick_device
 from colorcli.errors import BadWeights, EmptyDataset, UsageError
 from colorcli.fsutil import atomic_open, atomic_write
 from colorcli.imageio import find_images
 from colorcli.models import create_model
-from colorcli.training import plots
+from colorcli.training import finetune, plots
 from colorcli.training.adversarial import CGANObjective, RegressionObjective
 from colorcli.training.classification import ClassificationObjective
 from colorcli.training.common import (
@@ -70,16 +78,24 @@ from colorcli.training.common import (
     to_lab,
 )
 from colorcli.training.config import RESUME_OVERRIDABLE, TrainConfig
-from colorcli.training.dataset import BatchOrder, PhotoCrops, load_crop, make_loader, split_files
+from colorcli.training.dataset import (
+    BatchOrder,
+    PhotoCrops,
+    load_crop,
+    make_keyed_loader,
+    make_loader,
+    split_files,
+)
 
 RESUME_FORMAT = "colorcli-resume"
 RESUME_VERSION = 1
 MODEL_FILE = "model.pt"
 RESUME_FILE = "resume.pt"
+CRITIC_FILE = "critic.pt"
 METRICS_FILE = "metrics.jsonl"
 LOSS_PLOT = "loss.png"
 SAMPLES_DIR = "samples"
-RUN_FILES = (MODEL_FILE, RESUME_FILE, METRICS_FILE, LOSS_PLOT)
+RUN_FILES = (MODEL_FILE, RESUME_FILE, CRITIC_FILE, METRICS_FILE, LOSS_PLOT)
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -131,7 +147,19 @@ class Note:
     message: str
 
 
-TrainEvent = Started | StepDone | Validated | Saved | BadFile | Note
+@dataclass(frozen=True)
+class Mined:
+    """A hard-mining round: before step ``step``, the ``subset`` least real of ``pool`` photos."""
+
+    step: int
+    round: int
+    pool: int
+    subset: int
+    pool_realism: float
+    subset_realism: float
+
+
+TrainEvent = Started | StepDone | Validated | Saved | BadFile | Note | Mined
 OnEvent = Callable[[TrainEvent], None]
 
 
@@ -142,6 +170,8 @@ class TrainResult:
     model_path: Path
     metrics: dict[str, float] = field(default_factory=dict)
     bad_files: list[str] = field(default_factory=list)
+    before: dict[str, float] = field(default_factory=dict)
+    """Fine-tuning: the validation metrics of the starting model (step 0)."""
 
 
 # --- small helpers ----------------------------------------------------------------------------
@@ -236,8 +266,9 @@ def _check_new_run_dir(out: Path, overwrite: bool, d: _Dist) -> None:
         if d.main:
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
-            for p in out.glob("model-step*.pt"):
-                p.unlink()
+            for pattern in ("model-step*.pt", "critic-step*.pt"):
+                for p in out.glob(pattern):
+                    p.unlink()
             samples = out / SAMPLES_DIR
             if samples.is_dir():
                 for p in samples.glob("step*.png"):
@@ -395,6 +426,11 @@ class _Run:
         self.bad: dict[str, str] = dict(state.get("bad_files", {})) if state else {}
         self.history: list[dict[str, Any]] = []
         self.last_val: dict[str, float] = dict(state.get("last_metrics", {})) if state else {}
+        self.before: dict[str, float] = {}
+        self.sources: finetune.Sources | None = None
+        self.mined: finetune.MinedRound | None = None
+        if state is not None and state.get("hard_mining") is not None:
+            self.mined = finetune.MinedRound.from_state(state["hard_mining"])
 
     def emit(self, event: TrainEvent) -> None:
         if self.on_event is not None:
@@ -434,13 +470,15 @@ class _Run:
             "bins": extra["bins"] if c.objective == "classification" else None,
             "decode": objective.spec.decode,
             "input_size": c.crop,
-            "train_config": c.to_dict(),
+            "train_config": {**c.to_dict(), **self._provenance()},
             "metrics": self.last_val,
             "step": step,
         }
         path = checkpoint.save_model(self.out / MODEL_FILE, model, **kw)
         if c.keep_checkpoints:
             checkpoint.save_model(self.out / f"model-step{step}.pt", model, **kw)
+        if isinstance(objective, finetune.FinetuneObjective) and objective.train_critic:
+            self._save_critic(objective, step)
         payload = {
             "format": RESUME_FORMAT,
             "version": RESUME_VERSION,
@@ -458,8 +496,45 @@ class _Run:
             "bad_files": dict(self.bad),
             "last_metrics": dict(self.last_val),
         }
+        if self.sources is not None:
+            payload["finetune"] = {
+                "colorizer": self.sources.colorizer,
+                "critic": self.sources.critic_info,
+            }
+            payload["hard_mining"] = None if self.mined is None else self.mined.to_state()
         _atomic_torch_save(payload, self.out / RESUME_FILE)
         self.emit(Saved(step, path))
+
+    def _provenance(self) -> dict[str, Any]:
+        """Model-file metadata of a fine-tuning run: where the colorizer and critic came from."""
+        src = self.sources
+        if src is None:
+            return {}
+        keys = ("path", "sha256", "arch", "step")
+        out: dict[str, Any] = {"finetuned_from": {k: src.colorizer.get(k) for k in keys}}
+        if src.critic_info is not None:
+            out["hard_mining_critic"] = {k: src.critic_info.get(k) for k in keys[:3]}
+        return out
+
+    def _save_critic(self, objective: finetune.FinetuneObjective, step: int) -> None:
+        info = self.sources.critic_info if self.sources is not None else None
+        assert objective.critic is not None and info is not None
+        meta = {
+            **dict(info.get("meta") or {}),
+            "finetuned_with": str(self.out / MODEL_FILE),
+            "finetuned_from": {k: info.get(k) for k in ("path", "sha256")},
+            "step": step,
+        }
+        kw: dict[str, Any] = {
+            "arch": info["arch"],
+            "arch_kwargs": info["arch_kwargs"],
+            "input_size": info["input_size"],
+            "ab_scale": info.get("ab_scale", 110.0),
+            "meta": meta,
+        }
+        save_critic(self.out / CRITIC_FILE, objective.critic, **kw)
+        if self.config.keep_checkpoints:
+            save_critic(self.out / f"critic-step{step}.pt", objective.critic, **kw)
 
     # -- validation
 
@@ -470,6 +545,10 @@ class _Run:
         c = self.config
         preds, truths, losses_, counts = [], [], [], []
         samples: list[torch.Tensor] = []
+        lums: list[torch.Tensor] = []
+        realism: list[torch.Tensor] = []
+        gt_realism: list[torch.Tensor] = []
+        judge = isinstance(objective, finetune.FinetuneObjective) and objective.judge is not None
         with eval_mode(objective.models):
             for i in range(0, len(val_rgb), c.batch_size):
                 lum, ab = to_lab(val_rgb[i : i + c.batch_size], self.device)
@@ -478,8 +557,13 @@ class _Run:
                     losses_.append(float(objective.val_loss(lum[keep], ab[keep])))
                     counts.append(int(keep.sum()))
                 pred = objective.predict_ab(lum)
+                if judge:
+                    assert isinstance(objective, finetune.FinetuneObjective)
+                    realism.append(objective.realism(lum, pred.float(), judge=True).cpu())
+                    gt_realism.append(objective.realism(lum, ab, judge=True).cpu())
                 preds.append(pred.float().cpu())
                 truths.append(ab.cpu())
+                lums.append(lum.cpu())
                 if sum(len(s) for s in samples) < c.sample_images:
                     samples.append(lum.cpu())
         out: dict[str, float] = {}
@@ -496,6 +580,12 @@ class _Run:
             gray = torch.zeros_like(true_all)
             out["gray_auc"] = metrics.auc(gray, true_all)
             out["gray_auc_rebalanced"] = metrics.auc(gray, true_all, weights)
+            lum_all = torch.cat(lums)
+            out["val_colourfulness"] = _mean_colourfulness(lum_all, pred_all)
+            out["gt_colourfulness"] = _mean_colourfulness(lum_all, true_all)
+            if realism:
+                out["val_realism"] = float(torch.cat(realism).double().mean())
+                out["gt_realism"] = float(torch.cat(gt_realism).double().mean())
             n = min(c.sample_images, len(pred_all))
             lum_s = torch.cat(samples)[:n]
             plots.save_sample_grid(
@@ -549,7 +639,16 @@ class _Run:
             from colorcli import data
 
             rebalance_bins = data.load_rebalance(c.rebalance_file).bins
-        bins = _load_bins(c, rebalance_bins)
+        if self.sources is not None and self.sources.bins is not None:
+            bins = self.sources.bins  # a classification model predicts its own bins
+            for name, other in ((c.rebalance_file, rebalance_bins), (c.bins_file, None)):
+                if not name:
+                    continue
+                theirs = load_bins(name) if other is None else other
+                if theirs.shape != bins.shape or not np.allclose(theirs, bins):
+                    raise UsageError(f"{name}: these bins differ from those of {c.finetune}")
+        else:
+            bins = _load_bins(c, rebalance_bins)
         prior_smoothed, class_weights, prior_source = _prior(c, train_files, bins, self.d)
         return {
             "bins": bins,
@@ -565,17 +664,40 @@ class _Run:
         start = 0 if state is None else int(state["step"])
         if state is not None:
             self._check_resumable(state, digest)
+        if c.finetune is not None:
+            self.sources = finetune.open_sources(c, state)
         extra = self._colour_stats(train_files, state)
         precision = Precision(self.device, autocast_dtype(self.device) if c.amp else None)
-        objective = _build_objective(
-            c, extra["bins"], extra["class_weights"], precision, d.world_size > 1
-        )
+        objective: Objective
+        if self.sources is not None:
+            torch.manual_seed(c.seed)
+            objective = finetune.build_objective(
+                c, self.sources, extra["class_weights"], precision, d.world_size > 1
+            )
+        else:
+            objective = _build_objective(
+                c, extra["bins"], extra["class_weights"], precision, d.world_size > 1
+            )
         if state is not None:
             _restore(objective, state)
         if d.main:
             metrics_path = self.out / METRICS_FILE
-            self.history = [r for r in read_metrics(metrics_path) if int(r.get("step", 0)) <= start]
+            # a mining round at the resume step is mined again (with the same weights)
+            self.history = [
+                r
+                for r in read_metrics(metrics_path)
+                if int(r.get("step", 0)) <= start
+                and not (r.get("kind") == "mine" and int(r.get("step", 0)) >= start)
+            ]
             _rewrite_metrics(metrics_path, self.history)
+            self.before = next(
+                (
+                    {k: v for k, v in r.items() if k not in ("step", "kind")}
+                    for r in self.history
+                    if r.get("kind") == "val" and r.get("step") == 0
+                ),
+                {},
+            )
 
         self.emit(
             Started(
@@ -596,13 +718,22 @@ class _Run:
                     else "class rebalancing off (prior used only for rebalanced AuC)"
                 )
             )
+        if self.sources is not None:
+            self.emit(Note(self._finetune_note(len(train_files))))
         val_rgb = _load_val(val_files, c, self.report_bad) if d.main else torch.zeros(0)
+        if self.sources is not None and state is None and d.main:
+            self._validate_and_log(objective, 0, val_rgb, extra)  # the "before" numbers
+            self.before = dict(self.last_val)
 
         dataset = PhotoCrops(train_files, c.crop, train=True, seed=c.seed)
-        order = BatchOrder(len(train_files), c.batch_size, c.seed, d.rank, d.world_size)
-        loader = make_loader(
-            dataset, order, start, workers=c.workers, pin_memory=self.device.type == "cuda"
-        )
+        loader: Iterable[Any]
+        if isinstance(objective, finetune.FinetuneObjective) and c.critic is not None:
+            loader = self._mined_batches(objective, dataset, train_files, start)
+        else:
+            order = BatchOrder(len(train_files), c.batch_size, c.seed, d.rank, d.world_size)
+            loader = make_loader(
+                dataset, order, start, workers=c.workers, pin_memory=self.device.type == "cuda"
+            )
         for m in objective.models.values():
             m.train()
 
@@ -656,23 +787,123 @@ class _Run:
                     )
                 )
                 if d.main and (step % c.val_every == 0 or step == c.steps):
-                    self.last_val = {
-                        k: round(v, 6)
-                        for k, v in self.validate(objective, step, val_rgb, extra).items()
-                    }
-                    rec = {"step": step, "kind": "val", **self.last_val}
-                    self.history.append(rec)
-                    _append_metrics(self.out / METRICS_FILE, rec)
-                    self.plot()
-                    self.emit(Validated(step, dict(self.last_val)))
+                    self._validate_and_log(objective, step, val_rgb, extra)
                 if step % c.save_every == 0 or step == c.steps:
                     self.save(objective, step, digest, extra)
         finally:
             del it
         d.barrier()
         return TrainResult(
-            self.out, step, self.out / MODEL_FILE, dict(self.last_val), sorted(self.bad)
+            self.out,
+            step,
+            self.out / MODEL_FILE,
+            dict(self.last_val),
+            sorted(self.bad),
+            dict(self.before),
         )
+
+    def _validate_and_log(
+        self, objective: Objective, step: int, val_rgb: torch.Tensor, extra: dict[str, Any]
+    ) -> None:
+        self.last_val = {
+            k: round(v, 6) for k, v in self.validate(objective, step, val_rgb, extra).items()
+        }
+        rec = {"step": step, "kind": "val", **self.last_val}
+        self.history.append(rec)
+        _append_metrics(self.out / METRICS_FILE, rec)
+        self.plot()
+        self.emit(Validated(step, dict(self.last_val)))
+
+    # -- fine-tuning
+
+    def _finetune_note(self, n_train: int) -> str:
+        c, src = self.config, self.sources
+        assert src is not None
+        col = src.colorizer
+        text = f"fine-tuning {col['path']} ({col['arch']}, {col['kind']})"
+        if src.critic_info is None:
+            return text + " with its own loss"
+        mode = "trained against the generator" if c.train_critic else "frozen"
+        return (
+            f"{text} with critic {src.critic_info['path']} ({mode}): own loss + "
+            f"{c.adv_weight:g} x adversarial; each round keeps the {c.hard_fraction:.0%} least "
+            f"real of {n_train} photos for {self._mining_period(n_train)} steps"
+        )
+
+    def _mining_period(self, n_train: int) -> int:
+        c = self.config
+        if c.mine_every > 0:
+            return c.mine_every
+        return max(1, n_train // (c.batch_size * self.d.world_size))
+
+    def _mine(
+        self,
+        objective: finetune.FinetuneObjective,
+        files: list[Path],
+        k: int,
+        step: int,
+    ) -> finetune.MinedRound:
+        """Score every training photo and keep the least real (see ``finetune``)."""
+        c, d = self.config, self.d
+        scoring = PhotoCrops(files, c.crop, train=False, seed=c.seed)
+        keys = finetune.shard(len(files), c.batch_size, d.rank, d.world_size)
+        loader = make_keyed_loader(
+            scoring, keys, workers=min(c.workers, len(keys)), pin_memory=False
+        )
+        # dropout kept on at test time draws from the global RNG: make the scores reproducible
+        torch.manual_seed(_step_seed(c.seed, 1_000_003 + d.rank, step))
+
+        def bad(i: int, reason: str) -> None:
+            self.report_bad(str(files[i]), reason)
+
+        realism = finetune.score_batches(objective, iter(loader), len(files), self.device, bad)
+        subset = finetune.hardest(realism, c.hard_fraction)
+        if len(subset) == 0:
+            raise EmptyDataset(
+                f"{c.data_dir}: no readable colour photo to mine (all are unreadable or grayscale)"
+            )
+        mined = finetune.MinedRound(k, realism, subset)
+        summary = mined.summary()
+        if d.main:
+            rec = {"step": step, "kind": "mine", "round": k}
+            rec.update({n: round(v, 6) if isinstance(v, float) else v for n, v in summary.items()})
+            self.history.append(rec)
+            _append_metrics(self.out / METRICS_FILE, rec)
+        self.emit(
+            Mined(
+                step,
+                k,
+                int(summary["pool"]),
+                int(summary["subset"]),
+                summary["pool_realism"],
+                summary["subset_realism"],
+            )
+        )
+        return mined
+
+    def _mined_batches(
+        self,
+        objective: finetune.FinetuneObjective,
+        dataset: PhotoCrops,
+        files: list[Path],
+        start: int,
+    ) -> Iterator[Any]:
+        """The training batches from ``start`` on, one mining round after the other: a round is
+        mined when its first batch is asked for, i.e. after the previous step's update."""
+        c, d = self.config, self.d
+        schedule = finetune.MiningSchedule(
+            self._mining_period(len(files)), c.batch_size, c.seed, d.rank, d.world_size
+        )
+        step = start
+        while True:
+            k = schedule.round_of(step)
+            if self.mined is None or self.mined.round != k:
+                self.mined = self._mine(objective, files, k, step)
+            keys = schedule.batches(self.mined, step)
+            yield from make_keyed_loader(
+                dataset, keys, workers=c.workers, pin_memory=self.device.type == "cuda"
+            )
+            step = schedule.round_end(k)
 
     def _log(
         self,
@@ -711,6 +942,14 @@ class _Run:
             self.history.append(rec)
             _append_metrics(self.out / METRICS_FILE, rec)
         return loss
+
+
+def _mean_colourfulness(lum: torch.Tensor, ab: torch.Tensor) -> float:
+    """Mean Hasler-Suesstrunk colourfulness of the images (L ``(N, 1, H, W)``, ab in Lab units)."""
+    from colorcli.color.lab import lab_to_rgb
+
+    rgb = lab_to_rgb(torch.cat([lum, ab], dim=1).float()).permute(0, 2, 3, 1).numpy()
+    return float(np.mean([metrics.colorfulness(img.astype(np.float64)) for img in rgb]))
 
 
 def _restore(objective: Objective, state: Mapping[str, Any]) -> None:

@@ -1,0 +1,599 @@
+"""Fine-tuning a colorizer file, optionally on the photos a critic finds least real (seed 001).
+
+``colorcli train DATA --finetune COLORIZER [--hard-mining CRITIC]``:
+
+* The generator is the colorizer file itself: its architecture and arguments, bins, decode
+  settings and kind (classification or regression) come from the file; options that contradict
+  them are usage errors (``make_finetune_config``). Its own loss is the objective of its kind
+  (rebalanced soft-encoded cross-entropy with the prior of the training photos, or L1/L2).
+* With a critic (a real-vs-colorized discriminator file, ``colorcli.critic``), the generator
+  loss is ``own + adv_weight * BCE(critic(L, predicted ab), real)`` (the non-saturating GAN
+  loss). For a classification model the predicted ab is the annealed mean of
+  ``softmax(logits / T)`` over the bins (differentiable), upsampled bilinearly to the crop.
+  By default the critic keeps training against the moving generator (one discriminator step
+  per generator step, pix2pix's halved real/fake BCE): a frozen critic is a fixed target that
+  the generator learns to exploit with adversarial patterns rather than by looking more real.
+  The original critic stays in the run as a frozen *judge*: validation reports its realism
+  (mean probability "real") of the predictions, so the before/after numbers of a run are
+  measured by the same, untouched critic.
+* Hard mining: a mining round starts at step 0 and every ``mine_every`` steps (default: one
+  epoch, ``len(train) // global batch`` steps). It scores every training photo (centre crop at
+  the training size, colorized by the current generator in eval mode, no gradients) with the
+  current critic and keeps the ``hard_fraction`` lowest-realism ones (ties broken by file
+  index; unreadable and grayscale photos are never kept). The round's batches are uniform
+  over that subset: shuffled passes over it, each pass a new permutation and new random crops.
+  A uniform draw from the hardest fraction (rather than sampling in proportion to a rank
+  weight) keeps every step on failure cases while no single photo dominates, and it is what the
+  mining log can state exactly ("these m photos").
+* Resume: the mined subset of the current round is part of the resume file, so a run resumed
+  inside a round continues with the same subset, and one resumed at a round boundary mines
+  again with the same weights; 2 + 2 steps equal 4 steps bit for bit. The resume file also
+  holds the colorizer and critic descriptions (architecture, arguments) and the judge's
+  weights, so resuming needs neither input file.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from colorcli import checkpoint, losses
+from colorcli.color import encode
+from colorcli.color.lab import AB_SCALE, ab_from_unit
+from colorcli.critic import LoadedCritic, critic_logits, load_critic
+from colorcli.errors import BadWeights, ColorcliError, UsageError
+from colorcli.models import create_model
+from colorcli.training.adversarial import RegressionObjective
+from colorcli.training.classification import ClassificationObjective
+from colorcli.training.common import (
+    ModelSpec,
+    Precision,
+    SingleModelObjective,
+    adam,
+    colour_mask,
+    eval_mode,
+    optimizer_step,
+    set_lr,
+    set_requires_grad,
+    to_lab,
+)
+from colorcli.training.config import TrainConfig, objective_defaults
+from colorcli.training.dataset import BatchOrder
+
+FINETUNE_STEPS = 2000
+"""Default length of a fine-tuning run."""
+FINETUNE_LR = {"classification": 1e-5, "regression": 2e-5}
+"""Default fine-tuning learning rates: Zhang et al.'s middle rate for classification models,
+a tenth of pix2pix's 2e-4 for regression ones; constant (no milestones)."""
+ADV_WEIGHT = {"classification": 0.3, "regression": 0.01}
+"""Default adversarial weights: pix2pix's GAN:L1 ratio 1:100 for regression (unit-scale L1);
+for classification the same share of the loss, the rebalanced cross-entropy of a trained model
+being about 30 times a unit-scale L1."""
+
+_COLORIZER_ARCHS = {
+    "eccv16": ("classification", "eccv16"),
+    "eccv16-regression": ("regression", "eccv16"),
+    "unet": ("regression", "unet"),
+}
+
+
+# --- the input files ----------------------------------------------------------------------------
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _looks_like_critic(spec: str) -> bool:
+    try:
+        load_critic(spec, device="cpu")
+    except ColorcliError:
+        return False
+    return True
+
+
+def load_colorizer(spec: str) -> checkpoint.LoadedModel:
+    """The colorizer file ``spec`` (path, ``hf://`` or ``default``) on the CPU; one-line errors
+    for a missing file, a critic or a discriminator passed in its place."""
+    try:
+        loaded = checkpoint.load_model(spec, "cpu")
+    except BadWeights:
+        if _looks_like_critic(spec):
+            raise UsageError(
+                f"{spec}: this is a critic, not a colorizer (give it to --hard-mining; "
+                "--finetune takes the colorizer file)"
+            ) from None
+        raise
+    if loaded.kind not in ("classification", "regression") or loaded.arch not in _COLORIZER_ARCHS:
+        raise UsageError(
+            f"{spec}: a {loaded.kind} model ({loaded.arch}), not a colorizer that --finetune can "
+            f"train (one of {', '.join(_COLORIZER_ARCHS)})"
+        )
+    return loaded
+
+
+def load_critic_file(spec: str) -> LoadedCritic:
+    """The critic file ``spec`` on the CPU; a one-line usage error when it is a colorizer."""
+    try:
+        return load_critic(spec, device="cpu")
+    except BadWeights:
+        try:
+            loaded = checkpoint.load_model(spec, "cpu")
+        except ColorcliError:
+            loaded = None
+        if loaded is not None and loaded.kind in ("classification", "regression"):
+            raise UsageError(
+                f"{spec}: this is a colorizer ({loaded.arch}), not a critic (give it to "
+                "--finetune; --hard-mining takes a real-vs-colorized critic file)"
+            ) from None
+        raise
+
+
+def describe_colorizer(loaded: checkpoint.LoadedModel) -> dict[str, Any]:
+    """The TrainConfig fields that a colorizer file fixes: objective, arch, width, depth,
+    temperature (classification) and the default crop and regression loss."""
+    objective, arch = _COLORIZER_ARCHS[loaded.arch]
+    kw = loaded.arch_kwargs
+    out: dict[str, Any] = {"objective": objective, "arch": arch, "crop": loaded.input_size}
+    if arch == "unet":
+        out["width"] = float(kw.get("width", 64)) / 64.0
+        out["depth"] = int(kw.get("depth", 8))
+    else:
+        out["width"] = float(kw.get("width", 1.0))
+    if objective == "classification":
+        out["temperature"] = 1.0 if loaded.decode_method == "mean" else float(loaded.temperature)
+    else:
+        tc = loaded.meta.get("train_config") or {}
+        loss = tc.get("loss") if tc.get("objective") == "regression" else None
+        out["loss"] = loss if loss in ("l1", "l2") else "l1"
+    return out
+
+
+def _contradiction(name: str, given: Any, fixed: dict[str, Any], arch: str) -> bool:
+    if name not in fixed:
+        return True  # an option that does not apply to this kind of model
+    have = fixed[name]
+    if name == "width" and arch == "unet":
+        return max(1, round(64 * float(given))) != round(64 * have)
+    if isinstance(have, float):
+        return not math.isclose(float(given), have, rel_tol=1e-9, abs_tol=1e-12)
+    return bool(given != have)
+
+
+def make_finetune_config(
+    data_dir: str,
+    out_dir: str,
+    colorizer: str,
+    critic: str | None = None,
+    **options: Any,
+) -> TrainConfig:
+    """A fine-tuning ``TrainConfig``: the model fields come from the colorizer file; options left
+    None get the fine-tuning defaults (``FINETUNE_STEPS``, ``FINETUNE_LR``, constant lr,
+    ``ADV_WEIGHT``, the file's training size as crop, otherwise the published defaults of the
+    model's kind). ``objective``, ``arch``, ``width``, ``depth``, ``temperature`` and
+    ``bins_file`` may be given only when they agree with the file. The critic file is checked."""
+    loaded = load_colorizer(colorizer)
+    fixed = describe_colorizer(loaded)
+    arch = fixed["arch"]
+    what = f"a {fixed['objective']} {loaded.arch} model"
+    for name in ("objective", "arch", "width", "depth", "temperature"):
+        given = options.pop(name, None)
+        if given is None or (name == "arch" and given == "auto"):
+            continue
+        if _contradiction(name, given, fixed, arch):
+            have = f" of {name} {fixed[name]:g}" if isinstance(fixed.get(name), float) else ""
+            raise UsageError(
+                f"--{name} {given} contradicts {colorizer}: it is {what}{have}; "
+                f"leave --{name} out when fine-tuning"
+            )
+    bins_file = options.get("bins_file")
+    if bins_file and loaded.bins is not None:
+        from colorcli.color.bins import load_bins
+
+        other = load_bins(bins_file)
+        mine = loaded.bins.cpu().double().numpy()
+        if other.shape != mine.shape or not np.allclose(other, mine):
+            raise UsageError(
+                f"--bins {bins_file} contradicts {colorizer}: the model predicts its own "
+                f"{len(mine)} bins; leave --bins out when fine-tuning"
+            )
+    if critic is not None:
+        load_critic_file(critic)
+    kind = fixed["objective"]
+    base = objective_defaults(kind)
+    base.update(
+        {
+            "steps": FINETUNE_STEPS,
+            "lr": FINETUNE_LR[kind],
+            "lr_milestones": (),
+            "adv_weight": ADV_WEIGHT[kind],
+        }
+    )
+    merged = {**base, **fixed, **{k: v for k, v in options.items() if v is not None}}
+    if "betas" in merged:
+        merged["betas"] = tuple(merged["betas"])
+    return TrainConfig(
+        data_dir=data_dir, out_dir=out_dir, finetune=str(colorizer), critic=critic, **merged
+    )
+
+
+# --- what a run keeps of the input files ------------------------------------------------------
+
+
+@dataclass
+class Sources:
+    """The generator and critic a fine-tuning run starts from, with their descriptions.
+
+    ``colorizer`` / ``critic_info``: plain dicts (path, sha256, arch, arch_kwargs, ...) stored in
+    the resume file and in the model file's metadata. ``bins``: the colorizer's bins
+    (classification) or None. On resume the modules are freshly built and their weights come
+    from the resume file."""
+
+    generator: nn.Module
+    colorizer: dict[str, Any]
+    bins: np.ndarray | None
+    critic: nn.Module | None = None
+    critic_info: dict[str, Any] | None = None
+
+
+def open_sources(config: TrainConfig, state: Mapping[str, Any] | None) -> Sources:
+    """Load the colorizer (and critic) files of ``config``, or rebuild them from a resume
+    ``state`` (which holds their descriptions, so the files are no longer needed)."""
+    if state is not None:
+        info = state.get("finetune")
+        if not isinstance(info, dict) or "colorizer" not in info:
+            raise BadWeights(f"{config.out_dir}: the resume file lacks the fine-tuning sources")
+        col = dict(info["colorizer"])
+        generator = create_model(col["arch"], **col["arch_kwargs"])
+        critic = None
+        crit = info.get("critic")
+        if crit is not None:
+            crit = dict(crit)
+            critic = create_model(crit["arch"], **crit["arch_kwargs"])
+        bins = state["bins"].numpy() if col["kind"] == "classification" else None
+        return Sources(generator, col, bins, critic, crit)
+    assert config.finetune is not None
+    loaded = load_colorizer(config.finetune)
+    path = checkpoint.resolve_model_spec(config.finetune)
+    colorizer = {
+        "path": str(config.finetune),
+        "sha256": file_sha256(path),
+        "arch": loaded.arch,
+        "arch_kwargs": dict(loaded.arch_kwargs),
+        "kind": loaded.kind,
+        "decode": {"method": loaded.decode_method, "temperature": float(loaded.temperature)},
+        "input_size": int(loaded.input_size),
+        "step": loaded.meta.get("step"),
+    }
+    bins = None if loaded.bins is None else loaded.bins.cpu().double().numpy()
+    sources = Sources(loaded.model, colorizer, bins)
+    if config.critic is not None:
+        c = load_critic_file(config.critic)
+        sources.critic = c.module
+        sources.critic_info = {
+            "path": str(config.critic),
+            "sha256": file_sha256(c.path),
+            "arch": c.arch,
+            "arch_kwargs": dict(c.arch_kwargs),
+            "input_size": int(c.input_size),
+            "ab_scale": float(c.ab_scale),
+            "meta": {k: v for k, v in c.meta.items() if k != "format_version"},
+        }
+    return sources
+
+
+# --- the objective ------------------------------------------------------------------------------
+
+
+class FinetuneObjective:
+    """A colorizer's own objective (``base``) plus, with a critic, the adversarial term and the
+    critic's own updates; see ``common.Objective`` and the module docstring.
+
+    ``models``: ``"model"`` (the colorizer), ``"critic"`` (when given) and ``"judge"`` (the
+    frozen original critic, when the critic trains). Train-step losses: ``loss`` (the generator
+    total), ``own``, ``adv`` and ``loss_d`` (critic, when it trains).
+    """
+
+    def __init__(
+        self,
+        base: SingleModelObjective,
+        *,
+        critic: nn.Module | None,
+        ab_scale: float = AB_SCALE,
+        adv_weight: float,
+        train_critic: bool,
+        lr: float,
+        betas: tuple[float, float],
+        weight_decay: float,
+    ) -> None:
+        self.base = base
+        self.precision: Precision = base.precision
+        self.spec: ModelSpec = base.spec
+        self.adv_weight = float(adv_weight)
+        self.ab_scale = float(ab_scale)
+        self.train_critic = bool(train_critic and critic is not None)
+        self.models: dict[str, nn.Module] = dict(base.models)
+        self.optimizers: dict[str, torch.optim.Optimizer] = dict(base.optimizers)
+        self.scalers: dict[str, torch.amp.GradScaler] = dict(base.scalers)
+        self.critic: nn.Module | None = None
+        self.judge: nn.Module | None = None
+        if critic is not None:
+            self.critic = critic.to(self.precision.device)
+            self.models["critic"] = self.critic
+            if self.train_critic:
+                self.judge = copy.deepcopy(self.critic).eval()
+                set_requires_grad(self.judge, False)
+                self.models["judge"] = self.judge
+                self.opt_c = adam(self.critic, lr, betas, weight_decay)
+                self.scaler_c = self.precision.scaler()
+                self.optimizers["critic"] = self.opt_c
+                self.scalers["critic"] = self.scaler_c
+            else:
+                self.judge = self.critic
+                set_requires_grad(self.critic, False)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.base.model
+
+    def set_lr(self, lr: float) -> None:
+        self.base.set_lr(lr)
+        if self.train_critic:
+            set_lr(self.opt_c, lr)
+
+    def prepare(self, lum: torch.Tensor, ab: torch.Tensor) -> Any:
+        return self.base.prepare(lum, ab)
+
+    def ab_from_output(self, out: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The network output as ab ``(B, 2, *size)`` in Lab units, differentiable: the annealed
+        mean over the bins (classification) or the scaled tanh output, upsampled bilinearly."""
+        base = self.base
+        if isinstance(base, ClassificationObjective):
+            ab = encode.decode(out.float(), base.bins, "annealed", base.temperature)
+        else:
+            ab = ab_from_unit(out.float())
+        if tuple(ab.shape[-2:]) != tuple(size):
+            ab = F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
+        return ab
+
+    def _scores(self, module: nn.Module, lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        with self.precision.autocast():
+            out = critic_logits(module, lum, ab, self.ab_scale)
+        return out.float()
+
+    def train_step(
+        self, lum: torch.Tensor, ab: torch.Tensor, targets: Any, scale: float
+    ) -> dict[str, torch.Tensor]:
+        base = self.base
+        out = self.precision.run(base.net, lum)
+        own = base._loss(out, targets)
+        result: dict[str, torch.Tensor] = {}
+        critic = self.critic
+        if critic is None:
+            optimizer_step(base.optimizer, base.scaler, own, scale)
+            return {"loss": own.detach()}
+        if not self.train_critic:
+            critic.eval()  # frozen: BatchNorm keeps the file's statistics
+        fake_ab = self.ab_from_output(out, (lum.shape[-2], lum.shape[-1]))
+        if self.train_critic:
+            # 1. critic: real photos against the current colorizations (detached)
+            set_requires_grad(critic, True)
+            real_scores = self._scores(critic, lum, ab)
+            fake_scores = self._scores(critic, lum, fake_ab.detach())
+            loss_d = losses.gan_d_loss("vanilla", real_scores, fake_scores, d_scale=0.5)
+            optimizer_step(self.opt_c, self.scaler_c, loss_d, scale, sync=critic)
+            result["loss_d"] = loss_d.detach()
+        # 2. generator: its own loss plus fooling the (frozen for this update) critic
+        set_requires_grad(critic, False)
+        if self.adv_weight > 0:
+            adv = losses.gan_g_loss("vanilla", self._scores(critic, lum, fake_ab))
+            loss = own + self.adv_weight * adv
+        else:
+            with torch.no_grad():
+                adv = losses.gan_g_loss("vanilla", self._scores(critic, lum, fake_ab))
+            loss = own
+        optimizer_step(base.optimizer, base.scaler, loss, scale)
+        if self.train_critic:
+            set_requires_grad(critic, True)
+        result.update({"loss": loss.detach(), "own": own.detach(), "adv": adv.detach()})
+        return result
+
+    def val_loss(self, lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        return self.base.val_loss(lum, ab)
+
+    def predict_ab(self, lum: torch.Tensor) -> torch.Tensor:
+        return self.base.predict_ab(lum)
+
+    @torch.no_grad()
+    def realism(self, lum: torch.Tensor, ab: torch.Tensor, *, judge: bool) -> torch.Tensor:
+        """``(B,)`` probability "real" of (L, ab) for the judge (the original critic) or the
+        current critic, in eval mode."""
+        module = self.judge if judge else self.critic
+        if module is None:
+            raise ValueError("this fine-tuning run has no critic")
+        with eval_mode({"m": module}):
+            return torch.sigmoid(self._scores(module, lum, ab))
+
+
+def build_objective(
+    config: TrainConfig,
+    sources: Sources,
+    class_weights: np.ndarray | None,
+    precision: Precision,
+    ddp: bool,
+) -> FinetuneObjective:
+    """The fine-tuning objective of ``config`` around the generator (and critic) of ``sources``."""
+    common: dict[str, Any] = {
+        "lr": config.lr,
+        "betas": config.betas,
+        "weight_decay": config.weight_decay,
+        "precision": precision,
+        "ddp": ddp,
+    }
+    col = sources.colorizer
+    spec = ModelSpec(col["arch"], dict(col["arch_kwargs"]), dict(col["decode"]))
+    base: SingleModelObjective
+    if col["kind"] == "classification":
+        assert sources.bins is not None
+        base = ClassificationObjective(
+            sources.generator,
+            bins=sources.bins,
+            class_weights=class_weights if config.rebalance else None,
+            targets=config.targets,
+            k=config.k,
+            sigma=config.sigma,
+            temperature=config.temperature,
+            spec=spec,
+            **common,
+        )
+    else:
+        base = RegressionObjective(sources.generator, loss=config.loss, spec=spec, **common)
+    return FinetuneObjective(
+        base,
+        critic=sources.critic,
+        ab_scale=float((sources.critic_info or {}).get("ab_scale", AB_SCALE)),
+        adv_weight=config.adv_weight,
+        train_critic=config.train_critic,
+        lr=config.lr,
+        betas=config.betas,
+        weight_decay=config.weight_decay,
+    )
+
+
+# --- hard mining --------------------------------------------------------------------------------
+
+
+def hardest(realism: np.ndarray, fraction: float) -> np.ndarray:
+    """Indices of the ``ceil(fraction * n)`` lowest finite values of ``realism`` (NaN: not
+    eligible), lowest first, ties broken by index; empty when none is eligible."""
+    realism = np.asarray(realism, dtype=np.float64)
+    eligible = np.flatnonzero(np.isfinite(realism))
+    if len(eligible) == 0:
+        return eligible
+    m = max(1, math.ceil(fraction * len(eligible) - 1e-9))
+    order = eligible[np.argsort(realism[eligible], kind="stable")]
+    return order[:m]
+
+
+@dataclass(frozen=True)
+class MinedRound:
+    """One mining round: its number, the realism of every training photo (NaN: unreadable or
+    grayscale) and the chosen subset (file indices, least real first)."""
+
+    round: int
+    realism: np.ndarray
+    subset: np.ndarray
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "realism": torch.from_numpy(np.asarray(self.realism, dtype=np.float64)),
+            "subset": torch.from_numpy(np.asarray(self.subset, dtype=np.int64)),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> MinedRound:
+        return cls(int(state["round"]), state["realism"].numpy(), state["subset"].numpy())
+
+    def summary(self) -> dict[str, Any]:
+        pool = self.realism[np.isfinite(self.realism)]
+        chosen = self.realism[self.subset]
+        return {
+            "pool": len(pool),
+            "subset": len(chosen),
+            "pool_realism": float(pool.mean()) if len(pool) else float("nan"),
+            "subset_realism": float(chosen.mean()) if len(chosen) else float("nan"),
+            "threshold": float(chosen.max()) if len(chosen) else float("nan"),
+        }
+
+
+@dataclass(frozen=True)
+class MiningSchedule:
+    """Rounds of ``period`` steps; the batches of a round are passes over its subset.
+
+    Pass ``p`` of round ``k`` is the permutation of the subset drawn from ``(seed, k, p)``, cut
+    into batches like ``dataset.BatchOrder`` (sharded by rank; repeated when the subset is
+    smaller than a global batch). Its crops use the epoch key ``k * period + p`` (unique per pass,
+    as every pass takes at least one step)."""
+
+    period: int
+    batch_size: int
+    seed: int
+    rank: int = 0
+    world_size: int = 1
+
+    def round_of(self, step: int) -> int:
+        return step // self.period
+
+    def round_end(self, k: int) -> int:
+        return (k + 1) * self.period
+
+    def batches(self, mined: MinedRound, start: int) -> list[list[tuple[int, int]]]:
+        """The keys ``(file index, epoch key)`` of the steps ``start`` .. end of its round."""
+        k = mined.round
+        if self.round_of(start) != k:
+            raise ValueError(f"step {start} is not in mining round {k}")
+        subset = np.asarray(mined.subset, dtype=np.int64)
+        seed = int(np.random.SeedSequence([self.seed, 52361, k]).generate_state(1)[0])
+        order = BatchOrder(len(subset), self.batch_size, seed, self.rank, self.world_size)
+        out: list[list[tuple[int, int]]] = []
+        for step in range(start, self.round_end(k)):
+            p, b = order.position(step - k * self.period)
+            keys = order.epoch_keys(p)[b]
+            out.append([(int(subset[i]), k * self.period + p) for i in keys])
+        return out
+
+
+@torch.no_grad()
+def score_batches(
+    objective: FinetuneObjective,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]],
+    n: int,
+    device: torch.device,
+    on_bad: Callable[[int, str], None] | None = None,
+) -> np.ndarray:
+    """The current critic's realism of the current generator's colorization for each photo of
+    ``batches`` (this process's share; centre crops), gathered over all processes: ``(n,)``
+    float64, NaN for unreadable or grayscale photos."""
+    values = torch.zeros(n, dtype=torch.float64, device=device)
+    seen = torch.zeros(n, dtype=torch.float64, device=device)
+    with eval_mode(objective.models):
+        for rgb, ok, index, errors in batches:
+            for flag, i, err in zip(ok.tolist(), index.tolist(), errors, strict=True):
+                if not flag and on_bad is not None:
+                    on_bad(int(i), err)
+            lum, ab = to_lab(rgb, device)
+            keep = ok.to(device) & colour_mask(ab)
+            if not bool(keep.any()):
+                continue
+            lum, idx = lum[keep], index.to(device)[keep]
+            pred = objective.predict_ab(lum)
+            values[idx] = objective.realism(lum, pred, judge=False).double()
+            seen[idx] = 1.0
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(values)
+        dist.all_reduce(seen)
+    out = values.cpu().numpy()
+    out[seen.cpu().numpy() == 0] = np.nan
+    return out
+
+
+def shard(n: int, batch_size: int, rank: int, world_size: int) -> list[list[tuple[int, int]]]:
+    """Scoring keys of this process: files ``rank, rank + world, ...`` in batches, epoch key 0."""
+    mine = list(range(rank, n, world_size))
+    return [[(i, 0) for i in mine[j : j + batch_size]] for j in range(0, len(mine), batch_size)]
