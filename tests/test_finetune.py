@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -96,7 +96,7 @@ def _save_colorizer(path: Path, arch: str = "eccv16", seed: int = 0) -> Path:
     model = create_model(arch, **kw)
     if arch == "eccv16":  # a trained model is confident: sharper logits than the random init
         with torch.no_grad():
-            model.head.weight.mul_(8.0)  # type: ignore[operator]
+            cast(Any, model).head.weight.mul_(8.0)
     bins = reference_bins() if arch == "eccv16" else None
     train_config = {"objective": "regression", "loss": "l2"} if arch != "eccv16" else {}
     checkpoint.save_model(
@@ -410,7 +410,12 @@ def test_resume_gives_the_same_run(
     (mined again there) or at step 3 (the resumed run keeps the saved subset until then)."""
     torch.use_deterministic_algorithms(True)
     try:
-        opts = {"val_every": 100, "save_every": 2, "mine_every": mine_every, "hard_fraction": 0.5}
+        opts: dict[str, Any] = {
+            "val_every": 100,
+            "save_every": 2,
+            "mine_every": mine_every,
+            "hard_fraction": 0.5,
+        }
         train(_config(photos, tmp_path / "full", files, steps=4, **opts))
         train(_config(photos, tmp_path / "half", files, steps=2, **opts))
         resume(tmp_path / "half", {"steps": 4})
