@@ -122,6 +122,24 @@ class LoadedCritic:
         return torch.sigmoid(self.logits(lum, ab))
 
 
+def min_input_side(critic: LoadedCritic) -> int:
+    """The smallest image side the critic can score (one patch score; see ``patch_map_side``)."""
+    n_layers = int(critic.arch_kwargs.get("n_layers", 3))
+    side = 1
+    while patch_map_side(side, n_layers) < 1:
+        side += 1
+    return side
+
+
+def patch_map_side(side: int, n_layers: int) -> int:
+    """Side of a PatchGAN's score map for an input side: the first conv and ``n_layers - 1``
+    layers halve it (4x4, stride 2, padding 1), the last layer and the output conv (4x4,
+    stride 1, padding 1) each take 1."""
+    for _ in range(n_layers):
+        side //= 2
+    return side - 2
+
+
 # ----------------------------------------------------------------------------- files
 
 
@@ -279,11 +297,7 @@ class CriticConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
-        # a map of at least 1x1 patch scores: the side halves n_layers times, then two 4x4 convs
-        side = self.crop
-        for _ in range(self.n_layers):
-            side = side // 2
-        if side - 2 < 1:
+        if patch_map_side(self.crop, self.n_layers) < 1:
             raise UsageError(f"--crop {self.crop} is too small for a {self.n_layers}-layer critic")
         for d in self.data_dirs:
             if not Path(d).is_dir():

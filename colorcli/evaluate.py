@@ -9,13 +9,19 @@ and ``ground-truth`` (a sanity row: AuC 100).
 Reported per image and as dataset means with standard deviations (sample std, ddof = 1):
 ``auc`` (raw accuracy) and ``auc_rebal`` (class-rebalanced, lambda = 0 weights of the prior),
 ``psnr``/``ssim`` on the RGB result (data range 1 on [0, 1], i.e. peak 255 on 8-bit values) and
-``colorfulness`` of the prediction. Effectively grayscale images of the set (no |a| or |b| > 5)
-are counted and excluded from the AuC figures (their colours cannot be judged); unreadable files
-are reported and skipped. With ``full_res`` the same figures are also computed at the original
-resolution (original L, predicted ab upsampled bilinearly), with the suffix ``_full``.
+``colorfulness`` of the prediction, and with a critic (``colorcli.critic``) ``realism``: the
+critic's probability that L + the row's ab (at the evaluation size) is a real photo. An image is
+judged real when its realism is > 0.5; the share so judged is each row's fooling rate (for the
+ground-truth row: the critic's true-positive rate, for comparison); realism covers every
+evaluated image, grayscale ones included, and has no ``_full`` variant. Effectively grayscale
+images of the set (no |a| or |b| > 5) are counted and excluded from the AuC figures (their
+colours cannot be judged); unreadable files are reported and skipped. With ``full_res`` the
+same figures are also computed at the original resolution (original L, predicted ab upsampled
+bilinearly), with the suffix ``_full``.
 
 The core never prints: progress goes to ``on_image`` and results come back as an EvalReport;
-files (results.json, results.csv, auc_curve.png, contact_sheet.png) are written atomically.
+files (results.json, results.csv, auc_curve.png, contact_sheet.png and, with a critic,
+worst_realism.png: the least real-looking colorized images of each row) are written atomically.
 """
 
 from __future__ import annotations
@@ -43,10 +49,15 @@ from colorcli.errors import BadImage, ColorcliError, EmptyDataset, UsageError
 from colorcli.fsutil import atomic_open
 from colorcli.imageio import find_images, read_rgb
 
-Metric = Literal["auc", "psnr", "ssim", "colorfulness"]
+Metric = Literal["auc", "psnr", "ssim", "colorfulness", "realism"]
 ALL_METRICS: tuple[Metric, ...] = ("auc", "psnr", "ssim", "colorfulness")
+"""The metrics that need nothing but the photos (``all`` on the command line; with a critic,
+``all`` adds ``realism``)."""
+METRIC_CHOICES: tuple[Metric, ...] = (*ALL_METRICS, "realism")
 BASELINES: tuple[str, ...] = ("gray", "random", "ground-truth")
 CONTACT_K = 3
+REALISM_THRESHOLD = 0.5
+WORST_REALISM_K = 8
 
 METRIC_LABELS: dict[str, str] = {
     "auc": "AuC %",
@@ -54,6 +65,7 @@ METRIC_LABELS: dict[str, str] = {
     "psnr": "PSNR dB",
     "ssim": "SSIM",
     "colorfulness": "colourfulness",
+    "realism": "realism",
 }
 
 
@@ -66,6 +78,9 @@ class EvalConfig:
     ``rebalance`` output file for the rebalanced AuC, or None to compute the prior from the
     evaluation set. ``out_dir``: where to write the report files (None: write nothing).
     ``temperature``: annealed-mean T for classification models (None: each model file's own).
+    ``critic``: a critic file (``colorcli train-critic``), needed by and only with the
+    ``realism`` metric; ``worst``: how many of each row's least real-looking images the report
+    lists and shows on worst_realism.png.
     """
 
     data_dir: Path
@@ -80,6 +95,8 @@ class EvalConfig:
     device: str | None = None
     limit: int | None = None
     temperature: float | None = None
+    critic: Path | None = None
+    worst: int = WORST_REALISM_K
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,21 @@ class ModelRow:
 
 
 @dataclass
+class RealismSummary:
+    """One row's realism figures: ``judged_real`` of ``n`` images scored > 0.5 (``rate``: the
+    fooling rate, or the true-positive rate for ground-truth) and the ``worst`` images, lowest
+    realism first (ties in image order)."""
+
+    judged_real: int
+    n: int
+    worst: list[tuple[Path, float]]
+
+    @property
+    def rate(self) -> float:
+        return self.judged_real / self.n if self.n else float("nan")
+
+
+@dataclass
 class EvalReport:
     config: EvalConfig
     models: list[ModelRow]
@@ -131,6 +163,8 @@ class EvalReport:
     curves: dict[str, dict[str, list[float]]]  # model -> plain/rebalanced -> mean curve (151)
     seconds: float
     outputs: dict[str, Path] = field(default_factory=dict)
+    realism: dict[str, RealismSummary] = field(default_factory=dict)  # model -> summary
+    critic: dict[str, Any] | None = None  # the critic file and what it was trained on
 
     @property
     def n_gray(self) -> int:
@@ -383,8 +417,14 @@ def _check_config(config: EvalConfig) -> list[str]:
     if not config.data_dir.exists():
         raise UsageError(f"{config.data_dir}: no such folder")
     for m in config.metrics:
-        if m not in ALL_METRICS:
-            raise UsageError(f"unknown metric {m!r} (choose from {', '.join(ALL_METRICS)})")
+        if m not in METRIC_CHOICES:
+            raise UsageError(f"unknown metric {m!r} (choose from {', '.join(METRIC_CHOICES)})")
+    if "realism" in config.metrics and config.critic is None:
+        raise UsageError("--metric realism needs a critic: add --critic CRITIC")
+    if config.critic is not None and "realism" not in config.metrics:
+        raise UsageError("a critic scores realism: add 'realism' to the metrics")
+    if config.worst < 1:
+        raise UsageError(f"--worst must be at least 1, got {config.worst}")
     names = list(BASELINES) if config.baselines else []
     for spec in config.models:
         if spec not in names:
@@ -402,6 +442,8 @@ def _metric_names(config: EvalConfig) -> list[str]:
         names.extend(["auc", "auc_rebal"] if m == "auc" else [m])
     if config.full_res:
         names += [f"{n}_full" for n in list(names)]
+    if "realism" in config.metrics:
+        names.append("realism")
     return names
 
 
@@ -470,6 +512,7 @@ def evaluate(config: EvalConfig, on_image: OnImage | None = None) -> EvalReport:
 
     accs = {p.name: _Accumulator() for p in predictors}
     keeper = _ContactKeeper(CONTACT_K)
+    scorer = _RealismScorer(config) if "realism" in metric_set else None
     images: list[ImageResult] = []
     todo = [i for i in range(len(files)) if i not in failed]
     for n_done, i in enumerate(todo, start=1):
@@ -481,7 +524,9 @@ def evaluate(config: EvalConfig, on_image: OnImage | None = None) -> EvalReport:
             failed[i] = err = str(exc)
         else:
             images.append(
-                _evaluate_sample(sample, predictors, metric_set, prior, config, accs, keeper)
+                _evaluate_sample(
+                    sample, predictors, metric_set, prior, config, accs, keeper, scorer
+                )
             )
         if on_image is not None:
             on_image(EvalProgress("evaluate", n_done, len(todo), path, err))
@@ -522,9 +567,12 @@ def evaluate(config: EvalConfig, on_image: OnImage | None = None) -> EvalReport:
         curves=curves,
         seconds=0.0,
     )
+    if scorer is not None:
+        report.critic = scorer.info
+        report.realism = {p.name: realism_summary(images, p.name, config.worst) for p in predictors}
     report.seconds = time.perf_counter() - start
     if config.out_dir is not None:
-        write_outputs(report, keeper, config.out_dir)
+        write_outputs(report, keeper, config.out_dir, scorer.keeper if scorer else None)
     return report
 
 
@@ -536,6 +584,7 @@ def _evaluate_sample(
     config: EvalConfig,
     accs: dict[str, _Accumulator],
     keeper: _ContactKeeper,
+    scorer: _RealismScorer | None = None,
 ) -> ImageResult:
     gray = M.is_grayscale_ab(sample.ab)
     result = ImageResult(sample.path, gray)
@@ -570,10 +619,58 @@ def _evaluate_sample(
                 gray,
             )
             values.update({f"{k}_full": v for k, v in full.items()})
+        if scorer is not None:
+            values["realism"] = scorer.score(p.name, sample, pred, pred_rgb)
         result.values[p.name] = values
         if "auc" in values and p.name != "ground-truth":
             keeper.offer(p.name, values["auc"], sample, pred, pred_rgb)
     return result
+
+
+# -- realism --------------------------------------------------------------------------------------
+
+
+class _RealismScorer:
+    """Scores predictions with the critic of ``config`` and keeps thumbnails of each row's least
+    real-looking images (ground-truth excluded: it is not a colorization)."""
+
+    def __init__(self, config: EvalConfig):
+        from colorcli.critic import load_critic, min_input_side
+
+        assert config.critic is not None
+        self.critic = load_critic(config.critic, device=config.device)
+        side = min_input_side(self.critic)
+        if config.size < side:
+            raise UsageError(
+                f"--size {config.size} is too small for the critic {config.critic} "
+                f"(it needs at least {side} px)"
+            )
+        self.keeper = _ContactKeeper(config.worst, keep_best=False)
+        meta = self.critic.meta
+        self.info: dict[str, Any] = {
+            "path": str(self.critic.path),
+            "arch": self.critic.arch,
+            "arch_kwargs": self.critic.arch_kwargs,
+            "input_size": self.critic.input_size,
+            "colorizer": meta.get("colorizer"),
+            "accuracy": meta.get("accuracy"),
+        }
+
+    def score(
+        self, model: str, sample: Sample, pred: torch.Tensor, pred_rgb: np.ndarray | None
+    ) -> float:
+        value = float(self.critic.realism(sample.L, pred)[0])
+        if model != "ground-truth":
+            self.keeper.offer(model, value, sample, pred, pred_rgb)
+        return value
+
+
+def realism_summary(images: Sequence[ImageResult], model: str, worst: int) -> RealismSummary:
+    """The realism figures of ``model``'s row from the per-image values."""
+    scored = [(r.values[model]["realism"], i, r.path) for i, r in enumerate(images)]
+    judged = sum(1 for v, _, _ in scored if v > REALISM_THRESHOLD)
+    lowest = sorted(scored, key=lambda t: (t[0], t[1]))[:worst] if model != "ground-truth" else []
+    return RealismSummary(judged, len(scored), [(path, v) for v, _, path in lowest])
 
 
 def _pixel_weights(ab: torch.Tensor, prior: _Prior) -> torch.Tensor:
@@ -595,10 +692,12 @@ class ContactEntry:
 
 
 class _ContactKeeper:
-    """Keeps thumbnails of the best and worst ``k`` images (by plain AuC) of each model."""
+    """Keeps thumbnails of the best (unless not ``keep_best``) and worst ``k`` images of each
+    model by a score (plain AuC, or realism)."""
 
-    def __init__(self, k: int):
+    def __init__(self, k: int, keep_best: bool = True):
         self.k = k
+        self.keep_best = keep_best
         self.best: dict[str, list[ContactEntry]] = {}
         self.worst: dict[str, list[ContactEntry]] = {}
         self._gray_tiles: dict[int, np.ndarray] = {}  # the current image's input thumbnail
@@ -633,7 +732,7 @@ class _ContactKeeper:
         best = self.best.setdefault(model, [])
         worst = self.worst.setdefault(model, [])
         entry: ContactEntry | None = None
-        if len(best) < self.k or score > best[-1].score:
+        if self.keep_best and (len(best) < self.k or score > best[-1].score):
             entry = self._entry(score, sample, pred, pred_rgb)
             best.append(entry)
             best.sort(key=lambda e: -e.score)
@@ -684,6 +783,16 @@ def report_to_json(report: EvalReport) -> dict[str, Any]:
             "psnr_ssim": "on sRGB in [0, 1], data_range = 1 (peak 255 on 8-bit values); SSIM "
             "channel-wise averaged (scikit-image)",
             "std": "sample standard deviation over images (ddof = 1)",
+            **(
+                {
+                    "realism": "critic probability 'real' (sigmoid of the mean patch logit) of "
+                    "L + the row's ab at the evaluation size, every evaluated image; judged "
+                    f"real when > {REALISM_THRESHOLD}; judged_real_rate = fooling rate of a "
+                    "colorizer, true-positive rate of the critic on ground-truth"
+                }
+                if report.realism
+                else {}
+            ),
         },
         "counts": {
             "files": report.n_files,
@@ -710,8 +819,29 @@ def report_to_json(report: EvalReport) -> dict[str, Any]:
             }
             for r in report.images
         ],
+        **({"realism": _realism_json(report)} if report.realism else {}),
         "seconds": report.seconds,
     }
+
+
+def _realism_json(report: EvalReport) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    for model, summary in report.realism.items():
+        stat = report.aggregates[model]["realism"]
+        row: dict[str, Any] = {
+            "mean": _num(stat.mean),
+            "std": _num(stat.std),
+            "n": summary.n,
+            "judged_real": summary.judged_real,
+            "judged_real_rate": _num(summary.rate),
+        }
+        if model == "ground-truth":
+            row["true_positive_rate"] = _num(summary.rate)
+        else:
+            row["fooling_rate"] = _num(summary.rate)
+            row["worst"] = [{"path": str(p), "realism": v} for p, v in summary.worst]
+        rows[model] = row
+    return {"critic": report.critic, "threshold": REALISM_THRESHOLD, "models": rows}
 
 
 def report_to_csv(report: EvalReport) -> str:
@@ -726,8 +856,13 @@ def report_to_csv(report: EvalReport) -> str:
     return buf.getvalue()
 
 
-def write_outputs(report: EvalReport, keeper: _ContactKeeper, out_dir: Path) -> None:
-    from colorcli.report_plots import auc_curve_png, contact_sheet_png
+def write_outputs(
+    report: EvalReport,
+    keeper: _ContactKeeper,
+    out_dir: Path,
+    realism_keeper: _ContactKeeper | None = None,
+) -> None:
+    from colorcli.report_plots import auc_curve_png, contact_sheet_png, worst_realism_png
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -749,6 +884,10 @@ def write_outputs(report: EvalReport, keeper: _ContactKeeper, out_dir: Path) -> 
         groups = [(model, keeper.best[model], keeper.worst[model]) for model in keeper.best]
         report.outputs["contact_sheet"] = out_dir / "contact_sheet.png"
         atomic_write_bytes(report.outputs["contact_sheet"], contact_sheet_png(groups))
+    if realism_keeper is not None and realism_keeper.worst:
+        worst = [(model, realism_keeper.worst[model]) for model in realism_keeper.worst]
+        report.outputs["worst_realism"] = out_dir / "worst_realism.png"
+        atomic_write_bytes(report.outputs["worst_realism"], worst_realism_png(worst))
     data = report_to_json(report)
     data["outputs"] = {k: str(v) for k, v in report.outputs.items()}
     atomic_write_bytes(report.outputs["json"], json.dumps(data, indent=1).encode())

@@ -1,5 +1,6 @@
 """Report figures drawn with Pillow and numpy (no matplotlib): the cumulative ab-accuracy curves
-of every model (plain and rebalanced, two panels) and a contact sheet of best/worst images.
+of every model (plain and rebalanced, two panels), a contact sheet of best/worst images by AuC and
+a sheet of the images a realism critic finds least real.
 
 Both functions return PNG bytes; the caller writes them (atomically).
 """
@@ -7,7 +8,7 @@ Both functions return PNG bytes; the caller writes them (atomically).
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -174,42 +175,76 @@ def contact_sheet_png(
     """Per model, its best and worst images by AuC side by side; rows: input gray / prediction /
     truth. ``groups``: ``(model, best, worst)`` where each item has ``score``, ``path`` and
     ``tiles`` (three equal ``(T, T, 3)`` uint8 arrays)."""
+    return _tile_sheet(
+        [
+            (
+                f"{model}: best {len(best)} (left) and worst {len(worst)} (right) by AuC",
+                [best, worst],
+            )
+            for model, best, worst in groups
+        ],
+        lambda score: f"AuC {score:.1f}%",
+        gap,
+    )
+
+
+def worst_realism_png(groups: Sequence[tuple[str, Sequence[Any]]], gap: int = 6) -> bytes:
+    """Per model, the images a critic finds least real (lowest realism first), drawn like the
+    contact sheet: rows input gray / prediction / truth, captions the realism score.
+    ``groups``: ``(model, items)`` with items as for ``contact_sheet_png``."""
+    return _tile_sheet(
+        [
+            (f"{model}: the {len(items)} least real-looking by the critic", [items])
+            for model, items in groups
+        ],
+        lambda score: f"realism {score:.3f}",
+        gap,
+    )
+
+
+def _tile_sheet(
+    groups: Sequence[tuple[str, Sequence[Sequence[Any]]]],
+    caption: Callable[[float], str],
+    gap: int,
+) -> bytes:
+    """Blocks of thumbnails: per group a heading and one or more sides of items (separated by a
+    vertical line), each item a column of three tiles with its caption and file name."""
     f_head, f_lab, f_cap = font(17), font(14), font(12)
-    first = next((items[0] for _, best, worst in groups for items in (best, worst) if items), None)
+    first = next((items[0] for _, sides in groups for items in sides if items), None)
     if first is None:
         raise ValueError("nothing to draw on the contact sheet")
     tile = first.tiles[0].shape[0]
     label_w, head_h, cap_h, sep = 100, 30, 34, 24
-    k = max(max(len(b), len(w)) for _, b, w in groups)
-    width = label_w + 2 * k * (tile + gap) + sep + 10
+    k = max(len(items) for _, sides in groups for items in sides)
+    n_sides = max(len(sides) for _, sides in groups)
+    width = label_w + n_sides * k * (tile + gap) + (n_sides - 1) * sep + 10
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = max(width, *(_text_size(probe, heading, f_head)[0] + 20 for heading, _ in groups))
     block_h = head_h + 3 * (tile + gap) + cap_h + 12
     img = Image.new("RGB", (width, block_h * len(groups) + 10), BACKGROUND)
     draw = ImageDraw.Draw(img)
-    for g, (model, best, worst) in enumerate(groups):
+    for g, (heading, sides) in enumerate(groups):
         y0 = 5 + g * block_h
-        draw.text(
-            (8, y0 + 6),
-            f"{model}: best {len(best)} (left) and worst {len(worst)} (right) by AuC",
-            fill=(0, 0, 0),
-            font=f_head,
-        )
+        draw.text((8, y0 + 6), heading, fill=(0, 0, 0), font=f_head)
         for r, name in enumerate(("input (L)", "prediction", "truth")):
             yy = y0 + head_h + r * (tile + gap) + tile // 2 - 8
             draw.text((8, yy), name, fill=(60, 60, 60), font=f_lab)
-        for side, items in enumerate((best, worst)):
+        for side, items in enumerate(sides):
             for c, item in enumerate(items):
                 x = label_w + side * (k * (tile + gap) + sep) + c * (tile + gap)
                 for r in range(3):
                     y = y0 + head_h + r * (tile + gap)
                     img.paste(Image.fromarray(np.asarray(item.tiles[r], dtype=np.uint8)), (x, y))
                 cy = y0 + head_h + 3 * (tile + gap)
-                draw.text((x, cy), f"AuC {item.score:.1f}%", fill=(0, 0, 0), font=f_cap)
+                draw.text((x, cy), caption(item.score), fill=(0, 0, 0), font=f_cap)
                 name = Path(item.path).name
                 if len(name) > 18:
                     name = name[:8] + "…" + name[-9:]
                 draw.text((x, cy + 15), name, fill=(90, 90, 90), font=f_cap)
         if g:
             draw.line([(0, y0 - 3), (width, y0 - 3)], fill=(200, 200, 200))
-        xs = label_w + k * (tile + gap) + sep // 2 - gap // 2
-        draw.line([(xs, y0 + head_h), (xs, y0 + head_h + 3 * (tile + gap))], fill=(200, 200, 200))
+        for side in range(1, len(sides)):
+            xs = label_w + side * k * (tile + gap) + (side - 1) * sep + sep // 2 - gap // 2
+            ys = (y0 + head_h, y0 + head_h + 3 * (tile + gap))
+            draw.line([(xs, ys[0]), (xs, ys[1])], fill=(200, 200, 200))
     return _png(img)

@@ -73,3 +73,79 @@ def test_eval_no_model_and_no_baselines_is_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", str(tmp_path), "--no-baselines"])
     assert result.exit_code == 2
     assert "nothing to evaluate" in result.output
+
+
+@pytest.fixture()
+def synthetic(tmp_path: Path) -> Path:
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    d = tmp_path / "synthetic"
+    d.mkdir()
+    for i in range(5):
+        g = np.random.default_rng(i)
+        img = cv2.resize(g.random((3, 4, 3)), (44, 30), interpolation=cv2.INTER_LINEAR)
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(d / f"s{i}.png")
+    return d
+
+
+@pytest.fixture()
+def critic_file(tmp_path: Path) -> Path:
+    import torch
+
+    from colorcli.critic import save_critic
+    from colorcli.models import create_model
+
+    torch.manual_seed(0)
+    kw = {"width": 4, "n_layers": 2, "norm": "instance"}
+    meta = {"colorizer": {"name": "tiny.pt"}, "accuracy": {"balanced": 0.875}}
+    return save_critic(
+        tmp_path / "critic.pt",
+        create_model("patchgan", **kw),
+        arch="patchgan",
+        arch_kwargs=kw,
+        input_size=32,
+        meta=meta,
+    )
+
+
+def test_eval_with_critic(synthetic: Path, critic_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    args = ["eval", str(synthetic), "--metric", "auc", "--critic", str(critic_file)]
+    result = runner.invoke(app, [*args, "--size", "32", "--worst", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "judged real %" in result.output
+    assert "Realism critic:" in result.output and "trained against tiny.pt" in result.output
+    assert "87.5%" in result.output
+    data = json.loads((out / "results.json").read_text())
+    # --critic adds realism beside the chosen metric
+    assert set(data["aggregate"]["gray"]) == {"auc", "auc_rebal", "realism"}
+    gray = data["realism"]["models"]["gray"]
+    scores = [r["values"]["gray"]["realism"] for r in data["per_image"]]
+    assert gray["fooling_rate"] == pytest.approx(sum(s > 0.5 for s in scores) / len(scores))
+    assert [w["realism"] for w in gray["worst"]] == sorted(scores)[:2]
+    assert (out / "worst_realism.png").is_file()
+    assert "worst_realism" in data["outputs"]
+
+
+def test_eval_realism_without_critic_is_usage_error(synthetic: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["eval", str(synthetic), "--metric", "realism", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--critic" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_eval_colorizer_as_critic_is_one_line_error(
+    synthetic: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        app,
+        ["eval", str(synthetic), "--critic", str(tiny_model), "--out", str(tmp_path / "o")],
+    )
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "not a critic" in lines[0] and str(tiny_model.name) in lines[0]

@@ -6,6 +6,7 @@ import csv
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -251,3 +252,114 @@ def test_prior_from_rebalance_file(folder: Path, tmp_path: Path) -> None:
     assert r.values["gray"]["auc_rebal"] != pytest.approx(
         from_set.images[0].values["gray"]["auc_rebal"]
     )
+
+
+# -- realism (a critic) ---------------------------------------------------------------------------
+
+
+def _save_critic(path: Path, shift: float = 0.0) -> Path:
+    """A small random PatchGAN critic; ``shift`` is added to its output bias, so every image
+    logit moves by exactly ``shift``."""
+    from colorcli.critic import save_critic
+    from colorcli.models import create_model
+
+    torch.manual_seed(3)
+    kw = {"width": 4, "n_layers": 2, "norm": "instance"}
+    net = create_model("patchgan", **kw)
+    last: Any = net.net[-1]  # type: ignore[index]
+    with torch.no_grad():
+        last.bias += shift
+    return save_critic(path, net, arch="patchgan", arch_kwargs=kw, input_size=SIZE, meta={})
+
+
+def _lum(path: Path) -> torch.Tensor:
+    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+    rgb = np.clip(cv2.resize(rgb, (SIZE, SIZE), interpolation=cv2.INTER_AREA), 0, 1)
+    return torch.from_numpy(rgb2lab(rgb.astype(np.float64))[..., 0]).float()[None, None]
+
+
+@pytest.fixture()
+def mixed_critic(folder: Path, tmp_path: Path) -> Path:
+    """A critic whose realism is above 0.5 for about half of the (image, baseline) pairs."""
+    first = _save_critic(tmp_path / "c0.pt")
+    report = evaluate(_config(folder, metrics=("realism",), critic=first))
+    p = np.array([r.values[m.name]["realism"] for r in report.images for m in report.models])
+    logits = np.log(p / (1 - p))
+    shift = -float(np.median(logits)) + 1e-3  # no logit exactly at 0
+    return _save_critic(tmp_path / "critic.pt", shift)
+
+
+def test_realism_per_image_fooling_rate_and_worst(
+    folder: Path, mixed_critic: Path, tmp_path: Path
+) -> None:
+    from colorcli.critic import load_critic
+
+    for i in range(4, 10):
+        _photo(folder / f"img{i}.png", seed=i)
+    out = tmp_path / "out"
+    report = evaluate(
+        _config(folder, metrics=("auc", "realism"), critic=mixed_critic, out_dir=out, worst=3)
+    )
+    assert report.metric_names == ["auc", "auc_rebal", "realism"]
+    crit = load_critic(mixed_critic, device="cpu")
+    for r in report.images:
+        lum, ab = _lum(r.path), torch.from_numpy(_true_ab(r.path)).float()[None]
+        expect_gt = float(crit.realism(lum, ab)[0])
+        expect_gray = float(crit.realism(lum, torch.zeros_like(ab))[0])
+        assert r.values["ground-truth"]["realism"] == pytest.approx(expect_gt, abs=1e-4)
+        assert r.values["gray"]["realism"] == pytest.approx(expect_gray, abs=1e-4)
+    n_judged = 0
+    for m in ("gray", "random", "ground-truth"):
+        scores = [r.values[m]["realism"] for r in report.images]
+        summary = report.realism[m]
+        assert summary.n == 10
+        assert summary.judged_real == sum(1 for v in scores if v > 0.5)
+        assert summary.rate == pytest.approx(np.mean([v > 0.5 for v in scores]))
+        assert report.aggregates[m]["realism"].mean == pytest.approx(np.mean(scores))
+        n_judged += summary.judged_real
+        if m == "ground-truth":
+            assert summary.worst == []
+        else:
+            lowest = sorted(zip(scores, [r.path for r in report.images], strict=True))[:3]
+            assert summary.worst == [(p, v) for v, p in lowest]
+    assert 0 < n_judged < 30  # the critic is genuinely mixed
+
+    data = json.loads((out / "results.json").read_text())
+    rows = data["realism"]["models"]
+    assert data["realism"]["threshold"] == 0.5
+    assert data["realism"]["critic"]["path"] == str(mixed_critic)
+    assert rows["gray"]["fooling_rate"] == pytest.approx(report.realism["gray"].rate)
+    assert rows["ground-truth"]["true_positive_rate"] == pytest.approx(
+        report.realism["ground-truth"].rate
+    )
+    assert [w["path"] for w in rows["random"]["worst"]] == [
+        str(p) for p, _ in report.realism["random"].worst
+    ]
+    assert "fooling_rate" not in rows["ground-truth"]
+    csv_rows = list(csv.DictReader((out / "results.csv").open()))
+    assert all(row["realism"] for row in csv_rows)
+    assert report.outputs["worst_realism"] == out / "worst_realism.png"
+    with Image.open(out / "worst_realism.png") as im:
+        # two blocks (gray, random; ground-truth is not a colorization) of 3 thumbnails
+        assert im.height > 2 * 3 * 128 and im.width >= 100 + 3 * 134
+
+
+def test_realism_needs_a_critic_and_a_fitting_size(
+    folder: Path, tmp_path: Path, tiny_model: Path
+) -> None:
+    from colorcli.errors import BadWeights
+
+    critic = _save_critic(tmp_path / "c.pt")
+    with pytest.raises(UsageError, match="needs a critic"):
+        evaluate(_config(folder, metrics=("realism",)))
+    with pytest.raises(UsageError, match="add 'realism'"):
+        evaluate(_config(folder, metrics=("auc",), critic=critic))
+    with pytest.raises(UsageError, match="too small for the critic"):
+        evaluate(_config(folder, metrics=("realism",), critic=critic, size=8))
+    with pytest.raises(BadWeights, match="not a critic"):
+        evaluate(_config(folder, metrics=("realism",), critic=tiny_model))
+    # realism alone: no AuC contact sheet, but the worst-realism sheet
+    out = tmp_path / "o"
+    report = evaluate(_config(folder, metrics=("realism",), critic=critic, out_dir=out))
+    assert report.metric_names == ["realism"]
+    assert set(report.outputs) == {"json", "csv", "worst_realism"}

@@ -1,5 +1,6 @@
 """`colorcli eval`: AuC (plain and rebalanced), PSNR, SSIM and colourfulness of colorizers and
-baselines over a folder of colour photos, with a table on the terminal and a report folder."""
+baselines over a folder of colour photos (and, with --critic, how real each row looks to a
+critic), with a table on the terminal and a report folder."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from colorcli.commands._common import (
     make_progress,
     warn_line,
 )
+from colorcli.errors import UsageError
 
 if TYPE_CHECKING:
     from colorcli.evaluate import EvalReport
@@ -26,6 +28,7 @@ class MetricChoice(str, Enum):
     psnr = "psnr"
     ssim = "ssim"
     colorfulness = "colorfulness"
+    realism = "realism"
     all = "all"
 
 
@@ -54,7 +57,8 @@ def command(
         list[MetricChoice] | None,
         typer.Option(
             "--metric",
-            help="Metric to compute (repeat for several; default: all).",
+            help="Metric to compute (repeat for several; default: all). realism needs "
+            "--critic, and --critic always adds it (to 'all' too).",
             show_default=False,
         ),
     ] = None,
@@ -86,7 +90,8 @@ def command(
     out: Annotated[
         Path,
         typer.Option(
-            help="Folder for results.json, results.csv, auc_curve.png and contact_sheet.png."
+            help="Folder for results.json, results.csv, auc_curve.png, contact_sheet.png (and "
+            "worst_realism.png with --critic)."
         ),
     ] = Path("eval-results"),
     device: Annotated[
@@ -95,6 +100,23 @@ def command(
     limit: Annotated[
         int | None, typer.Option(help="Evaluate only the first N images (sorted by path).")
     ] = None,
+    critic: Annotated[
+        Path | None,
+        typer.Option(
+            "--critic",
+            metavar="CRITIC",
+            help="A critic file from 'colorcli train-critic': adds realism (the critic's "
+            "probability that an image is real) per image and each row's share judged real "
+            "(the fooling rate), and writes worst_realism.png.",
+        ),
+    ] = None,
+    worst: Annotated[
+        int,
+        typer.Option(
+            help="With --critic: how many least real-looking images per model to list and show.",
+            min=1,
+        ),
+    ] = 8,
     temperature: Annotated[
         float | None,
         typer.Option(
@@ -104,11 +126,18 @@ def command(
         ),
     ] = None,
 ) -> None:
-    """Evaluate colorizers and baselines: AuC (plain and rebalanced), PSNR, SSIM, colourfulness."""
-    from colorcli.evaluate import ALL_METRICS, EvalConfig, EvalProgress, evaluate
+    """Evaluate colorizers and baselines: AuC (plain and rebalanced), PSNR, SSIM, colourfulness,
+    and realism with --critic."""
+    from colorcli.evaluate import METRIC_CHOICES, EvalConfig, EvalProgress, evaluate
 
-    chosen = [m.value for m in (metric or [MetricChoice.all])]
-    metrics = ALL_METRICS if "all" in chosen else tuple(m for m in ALL_METRICS if m in chosen)
+    chosen = {m.value for m in (metric or [MetricChoice.all])}
+    if "realism" in chosen and critic is None:
+        raise UsageError("--metric realism needs a critic: add --critic CRITIC")
+    if critic is not None:
+        chosen.add("realism")  # a critic always scores realism, beside the metrics chosen
+    if "all" in chosen:
+        chosen.update(m for m in METRIC_CHOICES if m != "realism")
+    metrics = tuple(m for m in METRIC_CHOICES if m in chosen)
     config = EvalConfig(
         data_dir=data_dir,
         models=tuple(model or ()),
@@ -122,6 +151,8 @@ def command(
         device=None if device is DeviceChoice.auto else device.value,
         limit=limit,
         temperature=temperature,
+        critic=critic,
+        worst=worst,
     )
     with make_progress(transient=True) as progress:
         tasks: dict[str, Any] = {}
@@ -141,7 +172,7 @@ def _fmt(metric: str, mean: float, std: float) -> str:
         return "-"
     if mean == float("inf"):
         return "inf"
-    digits = 3 if metric.startswith("ssim") else 1
+    digits = 3 if metric.startswith(("ssim", "realism")) else 1
     return f"{mean:.{digits}f}±{std:.{digits}f}"
 
 
@@ -156,13 +187,33 @@ def _table(report: EvalReport, metric_names: list[str], title: str) -> Any:
     for m in metric_names:
         base = m.removesuffix("_full")
         table.add_column(METRIC_LABELS.get(base, base), justify="right", no_wrap=True)
+    judged = "realism" in metric_names and bool(report.realism)
+    if judged:
+        table.add_column("judged real %", justify="right", no_wrap=True)
     table.add_column("n", justify="right")
     for row in report.models:
         stats = report.aggregates[row.name]
         n = max((stats[m].n for m in metric_names), default=0)
         cells = [_fmt(m, stats[m].mean, stats[m].std) for m in metric_names]
+        if judged:
+            rate = report.realism[row.name].rate
+            cells.append("-" if rate != rate else f"{100 * rate:.1f}")
         table.add_row(escape(row.name), *cells, str(n))
     return table
+
+
+def _render_critic(report: EvalReport) -> None:
+    info = report.critic or {}
+    against = (info.get("colorizer") or {}).get("name") or "?"
+    acc = (info.get("accuracy") or {}).get("balanced")
+    trained = f"trained against {against}" + (
+        f", held-out balanced accuracy {100 * acc:.1f}%" if isinstance(acc, float) else ""
+    )
+    console.print(
+        f"Realism critic: {escape(str(info.get('path')))} ({escape(trained)}); judged real = "
+        "realism > 0.5: the fooling rate of a colorizer, the true-positive rate on ground-truth.",
+        highlight=False,
+    )
 
 
 def render(report: EvalReport) -> None:
@@ -181,6 +232,8 @@ def render(report: EvalReport) -> None:
     )
     if any(m.startswith("auc_rebal") for m in report.metric_names):
         console.print(f"Rebalanced AuC prior: {escape(report.prior_source)}", highlight=False)
+    if report.critic is not None:
+        _render_critic(report)
     for path, msg in report.failed[:10]:
         warn_line(f"skipped {msg}" if str(path) in msg else f"skipped {path}: {msg}")
     if len(report.failed) > 10:
