@@ -379,8 +379,7 @@ style-src 'unsafe-inline'; script-src 'unsafe-inline'">
   p { line-height: 1.5; }
   .hidden { display: none !important; }
   #stage { min-height: 60vh; display: flex; align-items: center; justify-content: center; }
-  #photo { max-width: 100%; max-height: 70vh; min-width: 256px; image-rendering: auto;
-           box-shadow: 0 0 12px #000; }
+  #photo { box-shadow: 0 0 12px #000; }
   .buttons { margin: 1rem 0; display: flex; gap: 1rem; justify-content: center; }
   button { font-size: 1.1rem; padding: 0.6rem 1.6rem; border-radius: 6px; border: 0;
            cursor: pointer; background: #8ab4f8; color: #202124; }
@@ -475,6 +474,10 @@ style-src 'unsafe-inline'; script-src 'unsafe-inline'">
     var tr = order[k], img = $("photo");
     setReady(false);
     img.onload = function () { shownAt = performance.now(); setReady(true); };
+    // shown up to twice its stored size, to fit 92 % of the width and 65 % of the height
+    var scale = Math.min(2, 0.92 * window.innerWidth / tr.w, 0.65 * window.innerHeight / tr.h);
+    img.style.width = Math.max(1, Math.round(tr.w * scale)) + "px";
+    img.style.height = Math.max(1, Math.round(tr.h * scale)) + "px";
     img.setAttribute("data-image", tr.id);
     img.src = tr.src;
     $("progress").textContent = (k + 1) + " / " + order.length;
@@ -527,6 +530,9 @@ style-src 'unsafe-inline'; script-src 'unsafe-inline'">
   $("answer-real").addEventListener("click", function () { answer("real"); });
   $("answer-colorized").addEventListener("click", function () { answer("colorized"); });
   $("download").addEventListener("click", download);
+  window.addEventListener("beforeunload", function (e) {
+    if (screen === "trial") { e.preventDefault(); e.returnValue = ""; }  // answers would be lost
+  });
   document.addEventListener("keydown", function (e) {
     if (screen === "intro" && e.key === "Enter") { start(); return; }
     if (screen !== "trial" || e.repeat) { return; }

@@ -88,6 +88,7 @@ _SCORE_HELP = (
 app = typer.Typer(
     cls=DefaultCommandGroup,
     help=_HELP,
+    subcommand_metavar="[make] DATA_DIR [OPTIONS] | score ANSWERS.json... [OPTIONS]",
     rich_markup_mode="rich",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -99,7 +100,11 @@ app = typer.Typer(
 def make_command(
     data_dir: Annotated[
         Path,
-        typer.Argument(help="Folder of colour photos (searched recursively).", show_default=False),
+        typer.Argument(
+            help="Folder of colour photos (searched recursively).",
+            show_default=False,
+            metavar="DATA_DIR",
+        ),
     ],
     model: Annotated[
         str | None,
