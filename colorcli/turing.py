@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 
 from colorcli import imageio
-from colorcli.errors import ColorcliError, EmptyDataset, UsageError
+from colorcli.errors import BadImage, ColorcliError, EmptyDataset, UsageError
 from colorcli.fsutil import atomic_open
 
 if TYPE_CHECKING:
@@ -150,8 +150,6 @@ def display_rgb(path: Path, size: int) -> np.ndarray:
     rgb = imageio.read_rgb(path, max_side=2 * size)  # cheap JPEG draft decode, then exact resize
     h, w = rgb.shape[:2]
     if h < 2 or w < 2:
-        from colorcli.errors import BadImage
-
         raise BadImage(f"{path}: image is too small ({w}x{h})")
     scale = size / max(h, w)
     if scale < 1.0:
