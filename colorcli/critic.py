@@ -18,7 +18,12 @@ A critic file is ``torch.save`` of a dict of tensors and plain values (loads wit
     format: "colorcli-critic", version: 1, kind: "critic",
     arch: "patchgan", arch_kwargs: constructor arguments, state_dict: {name: tensor},
     ab_scale: 110.0, input_size: the crop side used in training,
-    meta: {colorizer, colorizer_sha256, data_dirs, steps, accuracy..., timing...}
+    meta: {colorizer: {spec, path, name, sha256, arch, kind}, data_dirs, n_files, n_train,
+           n_val, steps, accuracy: {real, colorized, balanced, n, gray_skipped, on},
+           train_loss, train_accuracy, timing, bad_files, config}
+
+``load_critic`` returns a ``LoadedCritic`` whose module is in eval mode; its parameters keep
+``requires_grad`` (a fine-tuning run may go on training it), ``realism`` runs under no_grad.
 
 ``train_critic(config)`` trains one: for each batch of random crops of the photos (the training
 data pipeline: ``training.dataset``), the frozen colorizer predicts ab for the same L (no grad,
