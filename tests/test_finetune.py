@@ -352,10 +352,12 @@ def test_critic_trains_against_the_generator(
 
 def test_run_files_and_metadata(photos: Path, tmp_path: Path, files: dict[str, Path]) -> None:
     out = tmp_path / "run"
-    result = train(_config(photos, out, files, steps=2, val_every=2, save_every=2, mine_every=1))
+    cfg = _config(photos, out, files, steps=4, val_every=4, save_every=2, mine_every=2,
+                  log_every=2)  # fmt: skip
+    result = train(cfg)
     loaded = checkpoint.load_model(result.model_path, "cpu")
     assert loaded.kind == "classification" and loaded.arch == "eccv16"
-    assert loaded.arch_kwargs["width"] == 0.0625 and loaded.meta["step"] == 2
+    assert loaded.arch_kwargs["width"] == 0.0625 and loaded.meta["step"] == 4
     tc = loaded.meta["train_config"]
     assert tc["finetune"] == str(files["colorizer"])
     assert tc["finetuned_from"]["path"] == str(files["colorizer"])
@@ -364,16 +366,51 @@ def test_run_files_and_metadata(photos: Path, tmp_path: Path, files: dict[str, P
     assert loaded.predict_ab(torch.full((1, 1, 32, 32), 50.0)).shape == (1, 2, 32, 32)
     critic = load_critic(out / "critic.pt")
     assert critic.meta["finetuned_from"]["path"] == str(files["critic"])
-    assert critic.meta["note"] == "test critic" and critic.meta["step"] == 2
+    assert critic.meta["note"] == "test critic" and critic.meta["step"] == 4
     state = load_resume_state(out)
     assert set(state["models"]) == {"model", "critic", "judge"}
     assert set(state["optimizers"]) == {"model", "critic"}
     assert state["finetune"]["colorizer"]["arch"] == "eccv16"
     recs = read_metrics(out / "metrics.jsonl")
-    assert [r["step"] for r in recs if r["kind"] == "mine"] == [0, 1]
+    assert [r["step"] for r in recs if r["kind"] == "mine"] == [0, 2]
     trains = [r for r in recs if r["kind"] == "train"]
-    assert all({"own", "adv", "loss_d"} <= set(r) for r in trains)
+    assert [r["step"] for r in trains] == [2, 4]
+    for r in trains:  # means over the log window, each of them: the composition holds
+        assert {"own", "adv", "loss_d"} <= set(r)
+        assert r["loss"] == pytest.approx(r["own"] + cfg.adv_weight * r["adv"], abs=2e-6)
     assert set(result.before) >= {"val_realism", "val_auc", "val_colourfulness", "gt_realism"}
+
+
+def test_independent_judge(photos: Path, tmp_path: Path, files: dict[str, Path]) -> None:
+    """--judge: realism is measured by a critic the model never trains against; it stays the
+    file's, is recorded in the model file and survives a resume."""
+    judge_file = _save_critic(tmp_path / "judge.pt", seed=5)
+    out = tmp_path / "run"
+    cfg = _config(photos, out, files, steps=1, judge=str(judge_file))
+    result = train(cfg)
+    val = [torch.from_numpy(load_crop(Path(f), 32, None)).permute(2, 0, 1) for f in
+           sorted(set(find_images([photos])) - _train_files(out))]  # fmt: skip
+    v_lum, _ = to_lab(torch.stack(val), torch.device("cpu"))
+    pred = checkpoint.load_model(files["colorizer"], "cpu").predict_ab(v_lum)
+    judge = load_critic(judge_file, "cpu")
+    assert result.before["val_realism"] == pytest.approx(
+        float(judge.realism(v_lum, pred).mean()), abs=1e-5
+    )
+    assert result.before["val_realism"] != pytest.approx(
+        float(load_critic(files["critic"], "cpu").realism(v_lum, pred).mean()), abs=1e-4
+    )
+    state = load_resume_state(out)
+    for k, v in judge.module.state_dict().items():
+        assert torch.equal(state["models"]["judge"][k], v), k
+    tc = checkpoint.load_model(out / "model.pt", "cpu").meta["train_config"]
+    assert tc["realism_judge"]["path"] == str(judge_file)
+    assert resume(out, {"steps": 2}).step == 2
+    # plain fine-tuning with a judge: realism without hard mining
+    plain = make_finetune_config(str(photos), str(tmp_path / "plain"), str(files["colorizer"]),
+                                 judge=str(judge_file), steps=1, **TINY)  # fmt: skip
+    res = train(plain)
+    assert res.before["val_realism"] == pytest.approx(result.before["val_realism"], abs=1e-6)
+    assert set(load_resume_state(tmp_path / "plain")["models"]) == {"model", "judge"}
 
 
 def test_plain_finetune_of_a_regression_model(
@@ -453,6 +490,22 @@ def test_resume_needs_neither_input_file(photos: Path, tmp_path: Path) -> None:
     assert result.step == 2 and result.before  # the step-0 numbers are read back from the log
 
 
+def test_resume_after_the_folder_changed_mines_again(tmp_path: Path) -> None:
+    """The saved subset holds indices into the old file list: a resume inside the round over a
+    changed folder mines again at once instead of using them."""
+    data = _photos(tmp_path / "d", n=4)
+    src = {
+        "colorizer": _save_colorizer(tmp_path / "c.pt"),
+        "critic": _save_critic(tmp_path / "k.pt"),
+    }
+    train(_config(data, tmp_path / "run", src, steps=2, mine_every=3, val_split=0.0))
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(data / "a_new.png")  # sorts first
+    result = resume(tmp_path / "run", {"steps": 4})
+    assert result.step == 4
+    mines = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "mine"]
+    assert [r["step"] for r in mines] == [0, 2, 3] and [r["pool"] for r in mines] == [4, 5, 5]
+
+
 def test_config_errors_and_old_configs(
     photos: Path, tmp_path: Path, files: dict[str, Path]
 ) -> None:
@@ -505,6 +558,7 @@ def test_cli_finetune_resume_and_errors(
     assert res.exit_code == 0, res.output
     assert "trained to step 2" in res.output and "before -> after" in res.output
     assert "realism" in res.output and "colourfulness" in res.output
+    assert "optimistic, see --judge" in res.output
     assert "least real" in res.output
     cfg = load_resume_state(out)["config"]
     assert cfg["adv_weight"] == 0.5 and cfg["mine_every"] == 1 and cfg["critic"] == crit
@@ -524,6 +578,7 @@ def test_cli_finetune_resume_and_errors(
         ([*new, "--finetune", col, "--objective", "cgan"], 2, "--objective cgan contradicts"),
         ([*new, "--hard-mining", crit], 2, "--hard-mining applies to fine-tuning"),
         ([*new, "--adv-weight", "1"], 2, "--adv-weight applies to fine-tuning"),
+        ([*new, "--judge", crit], 2, "--judge applies to fine-tuning"),
         (["train", "--resume", str(out), "--finetune", col], 2, "leave out --finetune"),
     ]  # fmt: skip
     for args, code, needle in cases:

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from colorcli.commands._common import console, err_console, escape, handle_errors, warn_line
+from colorcli.commands._common import (
+    console,
+    err_console,
+    escape,
+    handle_errors,
+    say,
+    warn_line,
+)
 from colorcli.errors import UsageError
 
 
@@ -277,6 +284,17 @@ def command(
             "round colorizes and scores every training photo once).",
         ),
     ] = None,
+    judge: Annotated[
+        Path | None,
+        typer.Option(
+            "--judge",
+            metavar="CRITIC",
+            help="With --finetune: a critic the model never trains against (e.g. trained with "
+            "another --seed or on other photos) that measures the realism of the validation "
+            "photos before and after. Default: the --hard-mining critic as given, which is "
+            "optimistic (the model learns to fool it).",
+        ),
+    ] = None,
     freeze_critic: Annotated[
         bool,
         typer.Option(
@@ -303,6 +321,7 @@ def command(
         "hard_fraction": hard_fraction,
         "mine_every": mine_every,
         "train_critic": False if freeze_critic else None,
+        "judge": str(judge) if judge else None,
     }
     if resume is not None:
         given = [f"--{k.replace('_', '-')}" for k, v in mining.items() if v is not None]
@@ -386,25 +405,35 @@ def command(
             + (f" ({summary})" if summary else ""),
             highlight=False,
         )
-        _print_before_after(result.before, result.metrics)
+        independent = result.config is not None and result.config.judge is not None
+        _print_before_after(result.before, result.metrics, independent)
 
 
 BEFORE_AFTER = (
-    ("val_realism", "realism (critic's P(real))"),
+    ("val_realism", "realism"),
     ("val_auc", "AuC %"),
     ("val_auc_rebalanced", "rebalanced AuC %"),
     ("val_colourfulness", "colourfulness"),
 )
 
 
-def _print_before_after(before: dict[str, float], after: dict[str, float]) -> None:
+def _print_before_after(
+    before: dict[str, float], after: dict[str, float], independent_judge: bool
+) -> None:
     """Fine-tuning: the validation numbers of the starting model and of the result."""
-    rows = [(label, before[k], after[k]) for k, label in BEFORE_AFTER if k in before and k in after]
+    rows = [(key, label, before[key], after[key]) for key, label in BEFORE_AFTER
+            if key in before and key in after]  # fmt: skip
     if not rows:
         return
-    console.print("held-out photos, before -> after fine-tuning:", highlight=False)
-    for label, b, a in rows:
-        console.print(f"  {label}: {b:.4g} -> {a:.4g}", highlight=False)
+    say("validation photos, before -> after fine-tuning:")
+    for key, label, b, a in rows:
+        if key == "val_realism":
+            label += (
+                " (the --judge critic's P(real))"
+                if independent_judge
+                else " (P(real) by the critic the model trained against: optimistic, see --judge)"
+            )
+        say(f"  {label}: {b:.4g} -> {a:.4g}")
 
 
 def _is_main() -> bool:

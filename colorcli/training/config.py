@@ -74,10 +74,11 @@ class TrainConfig:
     Fine-tuning: ``finetune`` is the colorizer file the run starts from (``objective``, ``arch``,
     ``width``, ``depth`` and ``temperature`` then describe that file: build such configs with
     ``training.finetune.make_finetune_config``); ``critic`` the critic file for hard mining and
-    the adversarial term (weight ``adv_weight``); each mining round keeps the ``hard_fraction``
-    least real training images for ``mine_every`` steps (0: one epoch of the whole training
-    set); ``train_critic`` updates the critic against the generator as in a GAN. Files written
-    before these fields existed load with the defaults (no fine-tuning).
+    the adversarial term (weight ``adv_weight``); ``judge`` an independent critic file that
+    measures the realism of the validation predictions; each mining round keeps the
+    ``hard_fraction`` least real training images for ``mine_every`` steps (0: one epoch of the
+    whole training set); ``train_critic`` updates the critic against the generator as in a GAN.
+    Files written before these fields existed load with the defaults (no fine-tuning).
     """
 
     data_dir: str
@@ -109,6 +110,7 @@ class TrainConfig:
     # fine-tuning (``--finetune COLORIZER [--hard-mining CRITIC]``; see ``training.finetune``)
     finetune: str | None = None
     critic: str | None = None
+    judge: str | None = None
     adv_weight: float = 0.01
     hard_fraction: float = 0.25
     mine_every: int = 0
@@ -173,6 +175,8 @@ class TrainConfig:
             raise UsageError(
                 "--hard-mining CRITIC fine-tunes a colorizer: add --finetune COLORIZER"
             )
+        if self.judge is not None and self.finetune is None:
+            raise UsageError("--judge CRITIC measures fine-tuning: add --finetune COLORIZER")
         if self.finetune is not None and self.objective == "cgan":
             raise UsageError(
                 "--finetune trains the colorizer with its own loss (classification or "

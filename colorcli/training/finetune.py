@@ -13,9 +13,12 @@
   By default the critic keeps training against the moving generator (one discriminator step
   per generator step, pix2pix's halved real/fake BCE): a frozen critic is a fixed target that
   the generator learns to exploit with adversarial patterns rather than by looking more real.
-  The original critic stays in the run as a frozen *judge*: validation reports its realism
-  (mean probability "real") of the predictions, so the before/after numbers of a run are
-  measured by the same, untouched critic.
+  Validation reports the realism (mean probability "real") of the predictions as measured by a
+  frozen *judge*: ``--judge CRITIC``, a critic the generator never trains against (e.g. one
+  trained with another seed or on other photos), or else a frozen copy of the original critic.
+  The latter is optimistic: a generator trained against a critic quickly learns changes that
+  fool that critic (and copies of it) without looking different; only an independent judge
+  measures realism fairly.
 * Hard mining: a mining round starts at step 0 and every ``mine_every`` steps (default: one
   epoch, ``len(train) // global batch`` steps). It scores every training photo (centre crop at
   the training size, colorized by the current generator in eval mode, no gradients) with the
@@ -214,6 +217,9 @@ def make_finetune_config(
             )
     if critic is not None:
         load_critic_file(critic)
+    judge = options.get("judge")
+    if judge is not None:
+        load_critic_file(judge)
     kind = fixed["objective"]
     base = objective_defaults(kind)
     base.update(
@@ -239,16 +245,38 @@ def make_finetune_config(
 class Sources:
     """The generator and critic a fine-tuning run starts from, with their descriptions.
 
-    ``colorizer`` / ``critic_info``: plain dicts (path, sha256, arch, arch_kwargs, ...) stored in
-    the resume file and in the model file's metadata. ``bins``: the colorizer's bins
-    (classification) or None. On resume the modules are freshly built and their weights come
-    from the resume file."""
+    ``colorizer`` / ``critic_info`` / ``judge_info``: plain dicts (path, sha256, arch,
+    arch_kwargs, ...) stored in the resume file and in the model file's metadata. ``bins``: the
+    colorizer's bins (classification) or None. ``judge``: a separate critic that only measures
+    realism (``--judge``). On resume the modules are freshly built and their weights come from
+    the resume file."""
 
     generator: nn.Module
     colorizer: dict[str, Any]
     bins: np.ndarray | None
     critic: nn.Module | None = None
     critic_info: dict[str, Any] | None = None
+    judge: nn.Module | None = None
+    judge_info: dict[str, Any] | None = None
+
+
+def _critic_info(spec: str, critic: LoadedCritic) -> dict[str, Any]:
+    return {
+        "path": str(spec),
+        "sha256": file_sha256(critic.path),
+        "arch": critic.arch,
+        "arch_kwargs": dict(critic.arch_kwargs),
+        "input_size": int(critic.input_size),
+        "ab_scale": float(critic.ab_scale),
+        "meta": {k: v for k, v in critic.meta.items() if k != "format_version"},
+    }
+
+
+def _rebuild(info: Any) -> tuple[nn.Module | None, dict[str, Any] | None]:
+    if info is None:
+        return None, None
+    info = dict(info)
+    return create_model(info["arch"], **info["arch_kwargs"]), info
 
 
 def open_sources(config: TrainConfig, state: Mapping[str, Any] | None) -> Sources:
@@ -260,13 +288,10 @@ def open_sources(config: TrainConfig, state: Mapping[str, Any] | None) -> Source
             raise BadWeights(f"{config.out_dir}: the resume file lacks the fine-tuning sources")
         col = dict(info["colorizer"])
         generator = create_model(col["arch"], **col["arch_kwargs"])
-        critic = None
-        crit = info.get("critic")
-        if crit is not None:
-            crit = dict(crit)
-            critic = create_model(crit["arch"], **crit["arch_kwargs"])
         bins = state["bins"].numpy() if col["kind"] == "classification" else None
-        return Sources(generator, col, bins, critic, crit)
+        critic, crit = _rebuild(info.get("critic"))
+        judge, judge_info = _rebuild(info.get("judge"))
+        return Sources(generator, col, bins, critic, crit, judge, judge_info)
     assert config.finetune is not None
     loaded = load_colorizer(config.finetune)
     path = checkpoint.resolve_model_spec(config.finetune)
@@ -284,16 +309,10 @@ def open_sources(config: TrainConfig, state: Mapping[str, Any] | None) -> Source
     sources = Sources(loaded.model, colorizer, bins)
     if config.critic is not None:
         c = load_critic_file(config.critic)
-        sources.critic = c.module
-        sources.critic_info = {
-            "path": str(config.critic),
-            "sha256": file_sha256(c.path),
-            "arch": c.arch,
-            "arch_kwargs": dict(c.arch_kwargs),
-            "input_size": int(c.input_size),
-            "ab_scale": float(c.ab_scale),
-            "meta": {k: v for k, v in c.meta.items() if k != "format_version"},
-        }
+        sources.critic, sources.critic_info = c.module, _critic_info(config.critic, c)
+    if config.judge is not None:
+        j = load_critic_file(config.judge)
+        sources.judge, sources.judge_info = j.module, _critic_info(config.judge, j)
     return sources
 
 
@@ -304,9 +323,11 @@ class FinetuneObjective:
     """A colorizer's own objective (``base``) plus, with a critic, the adversarial term and the
     critic's own updates; see ``common.Objective`` and the module docstring.
 
-    ``models``: ``"model"`` (the colorizer), ``"critic"`` (when given) and ``"judge"`` (the
-    frozen original critic, when the critic trains). Train-step losses: ``loss`` (the generator
-    total), ``own``, ``adv`` and ``loss_d`` (critic, when it trains).
+    ``models``: ``"model"`` (the colorizer), ``"critic"`` (when given) and ``"judge"`` (frozen:
+    the ``judge`` given, else a copy of the original critic when the critic trains; a frozen
+    critic is its own judge). Train-step losses: ``loss`` (the generator total), ``own``,
+    ``adv`` and ``loss_d`` (critic, when it trains). ``ab_scales``: the ab scale of the critic and
+    of the judge (``critic_logits``).
     """
 
     def __init__(
@@ -314,7 +335,8 @@ class FinetuneObjective:
         base: SingleModelObjective,
         *,
         critic: nn.Module | None,
-        ab_scale: float = AB_SCALE,
+        judge: nn.Module | None = None,
+        ab_scales: tuple[float, float] = (AB_SCALE, AB_SCALE),
         adv_weight: float,
         train_critic: bool,
         lr: float,
@@ -325,27 +347,32 @@ class FinetuneObjective:
         self.precision: Precision = base.precision
         self.spec: ModelSpec = base.spec
         self.adv_weight = float(adv_weight)
-        self.ab_scale = float(ab_scale)
         self.train_critic = bool(train_critic and critic is not None)
         self.models: dict[str, nn.Module] = dict(base.models)
         self.optimizers: dict[str, torch.optim.Optimizer] = dict(base.optimizers)
         self.scalers: dict[str, torch.amp.GradScaler] = dict(base.scalers)
         self.critic: nn.Module | None = None
         self.judge: nn.Module | None = None
+        self.ab_scale = float(ab_scales[0])
+        self.judge_ab_scale = float(ab_scales[1] if judge is not None else ab_scales[0])
         if critic is not None:
             self.critic = critic.to(self.precision.device)
             self.models["critic"] = self.critic
             if self.train_critic:
-                self.judge = copy.deepcopy(self.critic).eval()
-                set_requires_grad(self.judge, False)
-                self.models["judge"] = self.judge
                 self.opt_c = adam(self.critic, lr, betas, weight_decay)
                 self.scaler_c = self.precision.scaler()
                 self.optimizers["critic"] = self.opt_c
                 self.scalers["critic"] = self.scaler_c
+                if judge is None:
+                    judge = copy.deepcopy(self.critic)
             else:
-                self.judge = self.critic
                 set_requires_grad(self.critic, False)
+                if judge is None:
+                    self.judge = self.critic
+        if judge is not None:
+            self.judge = judge.to(self.precision.device).eval()
+            set_requires_grad(self.judge, False)
+            self.models["judge"] = self.judge
 
     @property
     def model(self) -> nn.Module:
@@ -371,9 +398,11 @@ class FinetuneObjective:
             ab = F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
         return ab
 
-    def _scores(self, module: nn.Module, lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    def _scores(
+        self, module: nn.Module, lum: torch.Tensor, ab: torch.Tensor, ab_scale: float | None = None
+    ) -> torch.Tensor:
         with self.precision.autocast():
-            out = critic_logits(module, lum, ab, self.ab_scale)
+            out = critic_logits(module, lum, ab, self.ab_scale if ab_scale is None else ab_scale)
         return out.float()
 
     def train_step(
@@ -421,13 +450,14 @@ class FinetuneObjective:
 
     @torch.no_grad()
     def realism(self, lum: torch.Tensor, ab: torch.Tensor, *, judge: bool) -> torch.Tensor:
-        """``(B,)`` probability "real" of (L, ab) for the judge (the original critic) or the
-        current critic, in eval mode."""
+        """``(B,)`` probability "real" of (L, ab) for the judge or the current critic, in eval
+        mode."""
         module = self.judge if judge else self.critic
         if module is None:
-            raise ValueError("this fine-tuning run has no critic")
+            raise ValueError("this fine-tuning run has no " + ("judge" if judge else "critic"))
+        scale = self.judge_ab_scale if judge else self.ab_scale
         with eval_mode({"m": module}):
-            return torch.sigmoid(self._scores(module, lum, ab))
+            return torch.sigmoid(self._scores(module, lum, ab, scale))
 
 
 def build_objective(
@@ -466,7 +496,11 @@ def build_objective(
     return FinetuneObjective(
         base,
         critic=sources.critic,
-        ab_scale=float((sources.critic_info or {}).get("ab_scale", AB_SCALE)),
+        judge=sources.judge,
+        ab_scales=(
+            float((sources.critic_info or {}).get("ab_scale", AB_SCALE)),
+            float((sources.judge_info or {}).get("ab_scale", AB_SCALE)),
+        ),
         adv_weight=config.adv_weight,
         train_critic=config.train_critic,
         lr=config.lr,

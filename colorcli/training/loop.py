@@ -172,6 +172,7 @@ class TrainResult:
     bad_files: list[str] = field(default_factory=list)
     before: dict[str, float] = field(default_factory=dict)
     """Fine-tuning: the validation metrics of the starting model (step 0)."""
+    config: TrainConfig | None = None
 
 
 # --- small helpers ----------------------------------------------------------------------------
@@ -500,6 +501,7 @@ class _Run:
             payload["finetune"] = {
                 "colorizer": self.sources.colorizer,
                 "critic": self.sources.critic_info,
+                "judge": self.sources.judge_info,
             }
             payload["hard_mining"] = None if self.mined is None else self.mined.to_state()
         _atomic_torch_save(payload, self.out / RESUME_FILE)
@@ -514,6 +516,8 @@ class _Run:
         out: dict[str, Any] = {"finetuned_from": {k: src.colorizer.get(k) for k in keys}}
         if src.critic_info is not None:
             out["hard_mining_critic"] = {k: src.critic_info.get(k) for k in keys[:3]}
+        if src.judge_info is not None:
+            out["realism_judge"] = {k: src.judge_info.get(k) for k in keys[:3]}
         return out
 
     def _save_critic(self, objective: finetune.FinetuneObjective, step: int) -> None:
@@ -664,6 +668,8 @@ class _Run:
         start = 0 if state is None else int(state["step"])
         if state is not None:
             self._check_resumable(state, digest)
+            if state["files_digest"] != digest:
+                self.mined = None  # its file indices refer to the old list: mine again
         if c.finetune is not None:
             self.sources = finetune.open_sources(c, state)
         extra = self._colour_stats(train_files, state)
@@ -738,7 +744,7 @@ class _Run:
             m.train()
 
         step = start
-        window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        window: dict[str, torch.Tensor] = {}  # sums of each train-step loss over the log window
         window_n = 0
         t_window = time.perf_counter()
         shown_loss = float("nan")
@@ -767,11 +773,12 @@ class _Run:
                 t3 = time.perf_counter()
                 step += 1
                 if scale > 0:
-                    window_loss += out["loss"].double()
+                    for k, v in out.items():
+                        window[k] = window[k] + v.double() if k in window else v.double()
                     window_n += 1
                 if step % c.log_every == 0 or step == c.steps:
-                    shown_loss = self._log(step, window_loss, window_n, lr, t_window, out)
-                    window_loss.zero_()
+                    shown_loss = self._log(step, window, window_n, lr, t_window, list(out))
+                    window = {}
                     window_n = 0
                     t_window = time.perf_counter()
                 self.emit(
@@ -800,6 +807,7 @@ class _Run:
             dict(self.last_val),
             sorted(self.bad),
             dict(self.before),
+            self.config,
         )
 
     def _validate_and_log(
@@ -908,22 +916,23 @@ class _Run:
     def _log(
         self,
         step: int,
-        window_loss: torch.Tensor,
+        window: dict[str, torch.Tensor],
         window_n: int,
         lr: float,
         t_window: float,
-        out: dict[str, torch.Tensor],
+        names: list[str],
     ) -> float:
+        """Log the mean of every train-step loss (``names``, "loss" first) over the steps of the
+        window that had a loss (across processes); returns the mean "loss"."""
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
         buf = torch.stack(
-            [
-                window_loss.double(),
-                torch.tensor(float(window_n), dtype=torch.float64, device=window_loss.device),
-            ]
+            [torch.full_like(zero, float(window_n))] + [window.get(k, zero) for k in names]
         )
         if self.d.world_size > 1:
             dist.all_reduce(buf)
-        total, n = float(buf[0]), float(buf[1])
-        loss = total / n if n > 0 else float("nan")
+        n = float(buf[0])
+        means = {k: float(buf[i + 1]) / n if n > 0 else float("nan") for i, k in enumerate(names)}
+        loss = means["loss"]
         if self.d.main:
             elapsed = time.perf_counter() - t_window
             steps_in = step % self.config.log_every or self.config.log_every
@@ -936,9 +945,9 @@ class _Run:
                     steps_in * self.config.batch_size * self.d.world_size / max(elapsed, 1e-9), 3
                 ),
             }
-            for k, v in out.items():
+            for k, v in means.items():
                 if k != "loss":
-                    rec[k] = round(float(v), 6)
+                    rec[k] = round(v, 6) if math.isfinite(v) else None
             self.history.append(rec)
             _append_metrics(self.out / METRICS_FILE, rec)
         return loss
