@@ -335,7 +335,7 @@ class CriticStarted:
 @dataclass(frozen=True)
 class CriticStep:
     """After each step: mean loss and training accuracy (real and colorized crops together) over
-    the steps since the last ``log_every`` boundary."""
+    the steps since the last ``log_every`` boundary (this one included)."""
 
     step: int
     steps: int
@@ -503,12 +503,14 @@ def train_critic(config: CriticConfig, on_event: OnCriticEvent | None = None) ->
                 window_correct += float(correct)
                 window_n += 2 * n
                 window_steps += 1
+            current = (
+                (window_loss / window_steps, window_correct / window_n) if window_steps else shown
+            )
             if step % config.log_every == 0 or step == config.steps:
-                if window_steps:
-                    shown = (window_loss / window_steps, window_correct / window_n)
+                shown = current
                 window_loss = window_correct = 0.0
                 window_n = window_steps = 0
-            emit(CriticStep(step, config.steps, shown[0], shown[1]))
+            emit(CriticStep(step, config.steps, *current))
     finally:
         del it
     if updates == 0:

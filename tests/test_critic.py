@@ -376,3 +376,16 @@ def test_train_critic_empty_and_unreadable_folders(gray_colorizer: Path, tmp_pat
     with pytest.raises(EmptyDataset, match="none of the training photos"):
         train_critic(_cfg(broken, gray_colorizer, tmp_path / "x.pt"))
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_train_critic_against_a_classification_colorizer(
+    photos: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    events: list[Any] = []
+    out = tmp_path / "k.pt"
+    result = train_critic(_cfg(photos, tiny_model, out, steps=2), on_event=events.append)
+    steps = [e for e in events if isinstance(e, CriticStep)]
+    assert all(np.isfinite(e.loss) and 0 <= e.accuracy <= 1 for e in steps)
+    meta = load_critic(out).meta
+    assert meta["colorizer"]["kind"] == "classification" and meta["colorizer"]["arch"] == "eccv16"
+    assert result.accuracy["n"] == meta["accuracy"]["n"] > 0

@@ -224,10 +224,15 @@ def render(report: EvalReport) -> None:
     console.print(_table(report, at_size, f"at {size}x{size} px (mean±std over images)"))
     if full:
         console.print(_table(report, full, "at full resolution (mean±std over images)"))
+    gray = (
+        f"{report.n_gray} grayscale images excluded from AuC; "
+        if "auc" in report.config.metrics
+        else ""
+    )
     console.print(
         f"{report.n_evaluated} images evaluated of {report.n_files} files in "
-        f"{escape(str(report.config.data_dir))}; {report.n_gray} grayscale images excluded "
-        f"from AuC; {len(report.failed)} unreadable (skipped).",
+        f"{escape(str(report.config.data_dir))}; {gray}{len(report.failed)} unreadable "
+        "(skipped).",
         highlight=False,
     )
     if any(m.startswith("auc_rebal") for m in report.metric_names):
