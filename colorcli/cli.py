@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from colorcli import __version__
-from colorcli.commands import build_bins, colorize, evaluate, rebalance, train
+from colorcli.commands import build_bins, colorize, evaluate, rebalance, train, train_critic, turing
 
 app = typer.Typer(
     name="colorcli",
@@ -49,8 +49,10 @@ def root(
 app.command("build-bins")(build_bins.command)
 app.command("rebalance")(rebalance.command)
 app.command("train")(train.command)
+app.command("train-critic")(train_critic.command)
 app.command("eval")(evaluate.command)
 app.command("colorize")(colorize.command)
+app.add_typer(turing.app, name="turing")
 
 
 def main() -> None:
