@@ -6,6 +6,8 @@
   settings and kind (classification or regression) come from the file; options that contradict
   them are usage errors (``make_finetune_config``). Its own loss is the objective of its kind
   (rebalanced soft-encoded cross-entropy with the prior of the training photos, or L1/L2).
+  The saved model keeps the file's decode settings; a file that decodes with "mode" (which
+  has no gradient) is trained and validated through the annealed mean at its temperature.
 * With a critic (a real-vs-colorized discriminator file, ``colorcli.critic``), the generator
   loss is ``own + adv_weight * BCE(critic(L, predicted ab), real)`` (the non-saturating GAN
   loss). For a classification model the predicted ab is the annealed mean of
