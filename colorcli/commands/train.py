@@ -253,7 +253,7 @@ def command(
         ),
     ] = None,
     hard_mining: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--hard-mining",
             metavar="CRITIC",
@@ -285,7 +285,7 @@ def command(
         ),
     ] = None,
     judge: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--judge",
             metavar="CRITIC",
@@ -321,7 +321,7 @@ def command(
         "hard_fraction": hard_fraction,
         "mine_every": mine_every,
         "train_critic": False if freeze_critic else None,
-        "judge": str(judge) if judge else None,
+        "judge": judge,
     }
     if resume is not None:
         given = [f"--{k.replace('_', '-')}" for k, v in mining.items() if v is not None]
@@ -384,7 +384,7 @@ def command(
                 str(data_dir[0]),
                 str(out),
                 finetune,
-                str(hard_mining) if hard_mining else None,
+                hard_mining,
                 objective=objective.value if objective else None,
                 **options,
                 **mining,
