@@ -12,37 +12,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-import typer
 from PIL import Image
 from skimage.color import rgb2lab
 from typer.testing import CliRunner
 
 from colorcli import turing as T
+from colorcli.cli import app
 from colorcli.errors import EmptyDataset, UsageError
 
 runner = CliRunner()
-
-
-def _cli_app() -> typer.Typer:
-    """colorcli's own app once cli.py registers the turing group; until then the group mounted
-    on a root app the way cli.py mounts it (``app.add_typer(turing.app, name="turing")``)."""
-    from colorcli.cli import app
-
-    if any(g.name == "turing" for g in app.registered_groups):
-        return app
-    from colorcli.commands import turing
-
-    root = typer.Typer(pretty_exceptions_enable=False)
-
-    @root.callback()
-    def _root() -> None:
-        pass
-
-    root.add_typer(turing.app, name="turing")
-    return root
-
-
-app = _cli_app()
 
 
 # ------------------------------------------------------------------------------------------
