@@ -435,6 +435,32 @@ def test_plain_finetune_of_a_regression_model(
     assert any(not torch.equal(before[k], v) for k, v in loaded.model.state_dict().items())
 
 
+@pytest.mark.parametrize("arch", ["eccv16-regression", "unet"])
+def test_regression_models_with_a_critic(photos: Path, tmp_path: Path, arch: str) -> None:
+    """Regression generators (quarter-resolution eccv16 head, full-resolution unet) get the
+    adversarial term through their scaled tanh output; the loss composition holds."""
+    if arch == "unet":
+        torch.manual_seed(0)
+        kw = {"depth": 5, "width": 4}
+        path = tmp_path / "unet.pt"
+        checkpoint.save_model(path, create_model("unet", **kw), arch="unet", arch_kwargs=kw,
+                              bins=None, input_size=32)  # fmt: skip
+    else:
+        path = _save_colorizer(tmp_path / "reg.pt", arch)
+    critic = _save_critic(tmp_path / "k.pt")
+    cfg = make_finetune_config(str(photos), str(tmp_path / "run"), str(path), str(critic),
+                               steps=2, val_every=2, mine_every=1, **TINY)  # fmt: skip
+    assert cfg.objective == "regression" and cfg.adv_weight == 0.01
+    assert cfg.arch == ("unet" if arch == "unet" else "eccv16")
+    result = train(cfg)
+    assert checkpoint.load_model(result.model_path, "cpu").arch == arch
+    trains = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"]
+    assert len(trains) == 2
+    for r in trains:
+        assert r["adv"] > 0 and r["loss"] == pytest.approx(r["own"] + 0.01 * r["adv"], abs=2e-6)
+    assert "val_realism" in result.metrics and "val_realism" in result.before
+
+
 def _run_weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     return load_resume_state(run)["models"]
 
