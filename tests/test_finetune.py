@@ -638,7 +638,7 @@ def test_sigkill_then_resume(photos: Path, tmp_path: Path, files: dict[str, Path
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(),
                             text=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # generous: shared, loaded machines
         while time.monotonic() < deadline:
             recs = read_metrics(out / "metrics.jsonl")
             if (out / "resume.pt").exists() and sum(r["kind"] == "train" for r in recs) >= 5:
@@ -647,7 +647,7 @@ def test_sigkill_then_resume(photos: Path, tmp_path: Path, files: dict[str, Path
                 pytest.fail(f"training stopped early: {proc.stderr.read() if proc.stderr else ''}")
             time.sleep(0.05)
         else:
-            pytest.fail("no checkpoint within 120 s")
+            pytest.fail("no checkpoint within 300 s")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
