@@ -225,8 +225,6 @@ def test_ce_on_encoded_targets_matches_dense_via_to_dense() -> None:
     from colorcli.color import encode
     from colorcli.color.bins import reference_bins
 
-    if not hasattr(encode, "to_dense"):  # until the encode helper's functions are committed
-        pytest.skip("colorcli.color.encode.to_dense not available yet")
     torch.manual_seed(2)
     bins = reference_bins()
     ab = torch.rand(2, 2, 3, 4) * 120 - 60
