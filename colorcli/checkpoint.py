@@ -349,18 +349,33 @@ def _load_state(path: Path, model: nn.Module, state: Mapping[str, Any], what: st
     model.load_state_dict(state)
 
 
-def _from_colorcli_file(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
+def check_file_header(
+    path: Path,
+    obj: Mapping[str, Any],
+    *,
+    reads: int,
+    format_name: str = "format",
+    file_name: str = "model file",
+) -> int:
+    """The checks every self-describing colorcli file shares: a format ``version`` this code
+    reads (1..``reads``) and the ``arch``, ``arch_kwargs`` and ``state_dict`` fields; a
+    one-line ``BadWeights`` naming the file otherwise. Returns the version."""
     version = obj.get("version")
     if not isinstance(version, int) or version < 1:
-        raise BadWeights(f"{path}: bad format version {version!r}")
-    if version > VERSION:
+        raise BadWeights(f"{path}: bad {format_name} version {version!r}")
+    if version > reads:
         raise BadWeights(
-            f"{path}: written by a newer colorcli (format version {version}; "
-            f"this version reads {VERSION})"
+            f"{path}: written by a newer colorcli ({format_name} version {version}; "
+            f"this version reads {reads})"
         )
     for key in ("arch", "arch_kwargs", "state_dict"):
         if key not in obj:
-            raise BadWeights(f"{path}: model file lacks its {key!r} field")
+            raise BadWeights(f"{path}: {file_name} lacks its {key!r} field")
+    return version
+
+
+def _from_colorcli_file(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
+    version = check_file_header(path, obj, reads=VERSION)
     arch = obj["arch"]
     if not isinstance(arch, str) or arch not in list_models():
         raise BadWeights(

@@ -52,7 +52,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorcli.checkpoint import _load_state, _plain, _read, resolve_model_spec, unwrap_model
+from colorcli.checkpoint import (
+    _load_state,
+    _plain,
+    _read,
+    check_file_header,
+    resolve_model_spec,
+    unwrap_model,
+)
 from colorcli.color.lab import AB_SCALE
 from colorcli.device import pick_device
 from colorcli.errors import BadImage, BadWeights, ColorcliError, EmptyDataset, UsageError
@@ -204,17 +211,9 @@ def load_critic(
                 "(train one with 'colorcli train-critic')"
             )
         raise BadWeights(f"{path}: not a colorcli critic file (no {FORMAT!r} format tag)")
-    version = obj.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise BadWeights(f"{path}: bad critic format version {version!r}")
-    if version > VERSION:
-        raise BadWeights(
-            f"{path}: written by a newer colorcli (critic format version {version}; "
-            f"this version reads {VERSION})"
-        )
-    for key in ("arch", "arch_kwargs", "state_dict"):
-        if key not in obj:
-            raise BadWeights(f"{path}: critic file lacks its {key!r} field")
+    version = check_file_header(
+        path, obj, reads=VERSION, format_name="critic format", file_name="critic file"
+    )
     arch, kwargs = obj["arch"], obj["arch_kwargs"]
     if arch not in ARCHS:
         raise BadWeights(
