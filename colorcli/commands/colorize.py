@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from colorcli.commands._common import (
+    DeviceChoice,
     console,
     debug_enabled,
     err_console,
@@ -34,13 +35,6 @@ class FormatChoice(str, Enum):
     tiff = "tiff"
     webp = "webp"
     bmp = "bmp"
-
-
-class DeviceChoice(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
 
 
 _HELP = (

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from colorcli.commands._common import (
+    DeviceChoice,
     console,
     escape,
     handle_errors,
@@ -30,13 +31,6 @@ class MetricChoice(str, Enum):
     colorfulness = "colorfulness"
     realism = "realism"
     all = "all"
-
-
-class DeviceChoice(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
 
 
 @handle_errors

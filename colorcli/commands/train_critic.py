@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from colorcli.commands._common import (
+    DeviceChoice,
     err_console,
     escape,
     handle_errors,
@@ -25,13 +26,6 @@ class NormChoice(str, Enum):
     batch = "batch"
     none = "none"
     spectral = "spectral"
-
-
-class DeviceChoice(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
 
 
 class _Reporter:
