@@ -150,6 +150,34 @@ def save_model(
     return final
 
 
+def copy_model(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    half: bool = True,
+    decode: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+) -> Path:
+    """Rewrite the colorcli model file ``src`` as ``dst`` (atomically): ``half`` storage, ``decode``
+    settings merged over the file's own, ``metrics`` in place of its metrics when given. Every
+    other field (architecture, bins, input size, training config, step) is kept."""
+    loaded = load_model(src, device="cpu")
+    raw = _read(Path(src))
+    return save_model(
+        dst,
+        loaded.model,
+        arch=raw["arch"],
+        arch_kwargs=raw["arch_kwargs"],
+        bins=raw["bins"],
+        decode={**raw["decode"], **dict(decode or {})},
+        input_size=raw["input_size"],
+        train_config=raw["train_config"],
+        metrics=(raw.get("metrics") or {}) if metrics is None else metrics,
+        step=raw["step"],
+        half=half,
+    )
+
+
 # ----------------------------------------------------------------------------- loading
 
 

@@ -1,11 +1,11 @@
 """Turn a finished training run into the shipped default model file.
 
-    python scripts/ship_default.py RUN_DIR [--out weights/colorcli-default.pt]
+    python scripts/ship_default.py RUN_DIR_OR_MODEL_FILE [--out weights/colorcli-default.pt]
         [--temperatures 0.1 0.15 0.2 0.25 0.3 0.38 0.5]
 
-1. Rebuilds the run's own validation split (the same folders, ``--val-split`` and ``--seed`` as its
-   saved config, through the training code's ``split_files``): photos the run never trained on,
-   and not the held-out bsds500/test.
+1. Rebuilds the run's own validation split (the same folders, ``--val-split`` and ``--seed`` as the
+   training config saved in the model file, through the training code's ``split_files``): photos
+   the run never trained on, and not the held-out bsds500/test.
 2. Evaluates the run's model there at each annealed-mean temperature T (256 px protocol, gray
    baseline alongside, prior of the validation photos themselves).
 3. Picks the T with the highest rebalanced AuC among those whose plain AuC stays within
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from colorcli.checkpoint import load_model, save_model
+from colorcli.checkpoint import copy_model
 from colorcli.evaluate import EvalConfig, evaluate
 from colorcli.imageio import find_images
 from colorcli.training.config import TrainConfig
@@ -80,21 +80,21 @@ def choose(rows: list[dict[str, float]], max_drop: float) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("run", type=Path, help="a run folder (its model.pt) or a model file")
     ap.add_argument("--out", type=Path, default=Path("weights/colorcli-default.pt"))
     ap.add_argument("--temperatures", type=float, nargs="+", default=list(DEFAULT_TEMPERATURES))
     ap.add_argument("--max-auc-drop", type=float, default=3.0)
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
-    state = torch.load(args.run_dir / "resume.pt", map_location="cpu", weights_only=True)
-    config = TrainConfig.from_dict(state["config"])
-    model_path = args.run_dir / "model.pt"
+    model_path = args.run / "model.pt" if args.run.is_dir() else args.run
+    raw = torch.load(model_path, map_location="cpu", weights_only=True)
+    config = TrainConfig.from_dict(raw["train_config"])
     files = validation_files(config)
     rows = sweep(model_path, files, sorted(args.temperatures))
     best = choose(rows, args.max_auc_drop)
 
-    print(f"validation split of {args.run_dir}: {len(files)} photos (seed {config.seed})")
+    print(f"validation split of {model_path}: {len(files)} photos (seed {config.seed})")
     print("| T | AuC | rebal. AuC | colourfulness |")
     print("|---|---|---|---|")
     print(f"| gray | {rows[0]['gray_auc']:.2f} | {rows[0]['gray_auc_rebal']:.2f} | 0.0 |")
@@ -105,26 +105,18 @@ def main() -> None:
             f"| {r['colorfulness']:.1f} |"
         )
 
-    loaded = load_model(model_path, device="cpu")
-    raw = torch.load(model_path, map_location="cpu", weights_only=True)
     metrics = dict(raw.get("metrics") or {})
     metrics["temperature_selection"] = {
         "rule": f"max rebalanced AuC with plain AuC >= gray - {args.max_auc_drop:g}",
         "data": f"validation split of the run ({len(files)} photos)",
         "sweep": rows,
     }
-    save_model(
+    copy_model(
+        model_path,
         args.out,
-        loaded.model,
-        arch=raw["arch"],
-        arch_kwargs=raw["arch_kwargs"],
-        bins=raw["bins"],
-        decode={**raw["decode"], "temperature": best["temperature"]},
-        input_size=raw["input_size"],
-        train_config=raw["train_config"],
-        metrics=json.loads(json.dumps(metrics)),
-        step=raw["step"],
         half=True,
+        decode={"temperature": best["temperature"]},
+        metrics=json.loads(json.dumps(metrics)),
     )
     print(f"wrote {args.out} (float16, annealed-mean T = {best['temperature']:g})")
 

@@ -190,6 +190,8 @@ class SingleModelObjective(abc.ABC):
         ddp: bool = False,
     ) -> None:
         self.model = model.to(precision.device)
+        if precision.device.type == "cuda":  # NHWC: tensor-core convolutions without transposes
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.net = wrap_ddp(self.model, precision.device, ddp)
         self.precision = precision
         self.optimizer = adam(self.model, lr, betas, weight_decay)

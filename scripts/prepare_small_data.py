@@ -1,0 +1,69 @@
+"""Downsized copies of the default model's training photos (for a GPU machine that gets only a
+64 MiB working tree, and for faster data loading anywhere).
+
+    python scripts/prepare_small_data.py [--data ../shared/data] [--out data-small] [--side 256]
+
+Copies ``imagenet-sample``, ``bsds500/train`` and ``bsds500/val`` (the training sets of
+``../shared/data/README.md``; never ``bsds500/test``) into ``OUT/`` with the same relative paths,
+each photo resized so that its short side is ``--side`` (never enlarged; Pillow's antialiased
+bicubic), EXIF orientation applied, grayscale kept single-channel, saved as JPEG quality 90.
+Deterministic: the same input files give byte-identical outputs with the same Pillow, so
+``scripts/train_default.sh gpu`` reproduces its run from the data. The training crops take a short
+side of 176..256 px (``training.dataset.SCALE_JITTER``), so a 256 px short side loses nothing the
+training pipeline would have used. Unreadable files are reported and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+SETS = ("imagenet-sample", "bsds500/train", "bsds500/val")
+SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+def shrink(src: Path, dst: Path, side: int) -> None:
+    with Image.open(src) as raw:
+        img = ImageOps.exif_transpose(raw)
+        if img.mode not in ("RGB", "L"):
+            img = img.convert("RGB")
+        w, h = img.size
+        s = side / min(w, h)
+        if s < 1:
+            img = img.resize((round(w * s), round(h * s)), Image.Resampling.BICUBIC)
+        tmp = dst.with_name(dst.name + ".tmp")
+        img.save(tmp, format="JPEG", quality=90)
+        tmp.replace(dst)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--out", type=Path, default=Path("data-small"))
+    ap.add_argument("--side", type=int, default=256)
+    args = ap.parse_args()
+    n = bad = 0
+    for name in SETS:
+        folder = args.data / name
+        if not folder.is_dir():
+            print(f"{folder}: no such folder", file=sys.stderr)
+            return 2
+        for src in sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES):
+            # the same names: the same file order, so the same train/validation split
+            dst = args.out / name / src.relative_to(folder)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shrink(src, dst, args.side)
+                n += 1
+            except Exception as exc:
+                print(f"{src}: skipped ({exc})", file=sys.stderr)
+                bad += 1
+    print(f"wrote {n} photos under {args.out} ({bad} skipped)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
