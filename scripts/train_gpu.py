@@ -37,8 +37,12 @@ VARIANTS: dict[str, list[str]] = {
     "full": ["--objective", "classification"],
     "class": ["--objective", "classification", "--no-rebalance"],
     "l1": ["--objective", "regression", "--arch", "eccv16", "--loss", "l1"],
+    "full-lam75": ["--objective", "classification", "--lambda", "0.75"],
 }
+COMPARISON = ("full", "class", "l1")
 SAVE_EVERY = 100
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: import colorcli from this checkout
 
 
 def common_args(a: argparse.Namespace) -> list[str]:
@@ -50,13 +54,21 @@ def common_args(a: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
 
 
+def parse_run(spec: str) -> tuple[str, str, int | None]:
+    """``VARIANT`` or ``VARIANT:STEPS`` -> (run folder name, variant, steps or None)."""
+    variant, _, steps = spec.partition(":")
+    if variant not in VARIANTS:
+        sys.exit(f"unknown variant {variant!r} (choose from: {', '.join(VARIANTS)})")
+    return (f"{variant}-{steps}" if steps else variant), variant, int(steps) if steps else None
+
+
 def launch(a: argparse.Namespace, name: str, steps: int, resume: bool) -> subprocess.Popen[bytes]:
     out = a.runs / name
-    cmd = [sys.executable, "-m", "colorcli", "train"]
+    cmd = [sys.executable, "-m", "colorcli", "train"]  # cwd: the checkout
     if resume:
         cmd += ["--resume", str(out), "--steps", str(steps)]
     else:
-        cmd += [str(a.data / d) for d in DATA] + common_args(a) + VARIANTS[name]
+        cmd += [str(a.data / d) for d in DATA] + common_args(a) + VARIANTS[a.variant_of[name]]
         cmd += ["--steps", str(steps), "--out", str(out)]
     log = open(a.runs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
     print("+", " ".join(cmd), flush=True)
@@ -107,7 +119,7 @@ def wait_all(
 
 def fit_budget(a: argparse.Namespace, t_start: float) -> int:
     """Probe the step rates of the concurrent runs and return the step count that fits."""
-    procs = {n: launch(a, n, 10**6, resume=False) for n in VARIANTS}
+    procs = {n: launch(a, n, 10**6, resume=False) for n in a.variant_of}
     first: dict[str, tuple[float, int]] = {}
     rate: dict[str, float] = {}
     while len(rate) < len(procs):
@@ -139,17 +151,18 @@ def export(a: argparse.Namespace) -> None:
     from colorcli.checkpoint import copy_model
 
     a.export.mkdir(parents=True, exist_ok=True)
-    for n in VARIANTS:
+    for n in a.variant_of:
         model = a.runs / n / "model.pt"
         if model.exists():
             copy_model(model, a.export / f"{n}.pt", half=True)
     with tarfile.open(a.export / "logs.tar.gz", "w:gz") as tar:
-        for n in VARIANTS:
+        for n in a.variant_of:
             samples = sorted(
                 (a.runs / n / "samples").glob("step*.png"), key=lambda p: int(p.stem[4:])
             )
             names = [f"{n}.log", f"{n}/metrics.jsonl", f"{n}/loss.png"]
-            names += [str(p.relative_to(a.runs)) for p in samples[-1:]]  # the last only
+            if a.samples:
+                names += [str(p.relative_to(a.runs)) for p in samples[-1:]]  # the last only
             for f in names:
                 if (a.runs / f).exists():
                     tar.add(a.runs / f, arcname=f)
@@ -159,11 +172,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=Path, default=Path("runs-gpu"))
     ap.add_argument("--data", type=Path, default=Path("data-small"))
+    ap.add_argument(
+        "--run",
+        action="append",
+        metavar="VARIANT[:STEPS]",
+        help=f"a run (repeatable; default: {' '.join(COMPARISON)}); {', '.join(VARIANTS)}",
+    )
     ap.add_argument("--steps", type=int, help="steps per run (else --budget-s decides)")
     ap.add_argument("--budget-s", type=float, default=420.0)
     ap.add_argument("--probe-steps", type=int, default=300)
     ap.add_argument("--restart-s", type=float, default=25.0, help="resume overhead allowance")
     ap.add_argument("--grace-s", type=float, default=60.0, help="then kill (budget mode)")
+    ap.add_argument("--deadline-s", type=float, help="kill runs still going after this")
     ap.add_argument("--width", type=float, default=0.5)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -171,18 +191,26 @@ def main() -> None:
     ap.add_argument("--val-every", type=int, default=500)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--export", type=Path)
+    ap.add_argument(
+        "--no-samples", dest="samples", action="store_false", help="export no sample images"
+    )
     a = ap.parse_args()
     t_start = time.time()
     a.runs.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "4")
-    if a.steps is None:
+    runs = [parse_run(r) for r in a.run or COMPARISON]
+    a.variant_of = {name: variant for name, variant, _ in runs}
+    deadline = a.deadline_s
+    if a.steps is None and all(steps is None for *_, steps in runs):
         n_steps = fit_budget(a, t_start)
-        procs = {n: launch(a, n, n_steps, resume=True) for n in VARIANTS}
+        procs = {n: launch(a, n, n_steps, resume=True) for n in a.variant_of}
+        deadline = deadline or a.budget_s + a.grace_s
     else:
-        n_steps = a.steps
-        procs = {n: launch(a, n, n_steps, resume=False) for n in VARIANTS}
-    wait_all(procs, a, t_start + a.budget_s + a.grace_s if a.steps is None else float("inf"))
-    print(f"done: {n_steps} steps each in {time.time() - t_start:.0f} s", flush=True)
+        if any(steps is None for *_, steps in runs) and a.steps is None:
+            sys.exit("give every --run its :STEPS, or --steps")
+        procs = {n: launch(a, n, steps or a.steps, resume=False) for n, _, steps in runs}
+    wait_all(procs, a, t_start + deadline if deadline else float("inf"))
+    print(f"done in {time.time() - t_start:.0f} s", flush=True)
     if a.export is not None:
         export(a)
 
