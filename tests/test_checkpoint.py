@@ -16,6 +16,7 @@ from torch import nn
 from colorcli.checkpoint import (
     DEFAULT_WEIGHTS_NAME,
     LoadedModel,
+    copy_model,
     default_model_path,
     load_model,
     parse_hf_spec,
@@ -113,6 +114,33 @@ def test_half_storage(tmp_path: Path) -> None:
     with torch.no_grad():
         ref = model(lum)
     torch.testing.assert_close(loaded.model(lum), ref, rtol=0.05, atol=0.05)
+
+
+def test_copy_model_halves_and_overrides_only_what_it_is_told(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src.pt", tmp_path / "out" / "dst.pt"
+    model = _save_eccv16(src)
+    copy_model(src, dst, half=True, decode={"temperature": 0.7})
+    raw, new = torch.load(src, weights_only=True), torch.load(dst, weights_only=True)
+    assert new["half"] is True and new["state_dict"]["head.weight"].dtype == torch.float16
+    assert new["decode"] == {"method": "annealed", "temperature": 0.7}
+    for key in ("arch", "arch_kwargs", "input_size", "train_config", "metrics", "step"):
+        assert new[key] == raw[key], key
+    torch.testing.assert_close(new["bins"], raw["bins"])
+    # the weights are the source's, rounded to float16 (checked element by element)
+    for name, t in raw["state_dict"].items():
+        if t.is_floating_point():
+            torch.testing.assert_close(new["state_dict"][name], t.half(), rtol=0, atol=0)
+    lum = torch.rand(1, 1, 32, 32) * 100
+    with torch.no_grad():
+        ref = model(lum)
+    torch.testing.assert_close(load_model(dst, device="cpu").model(lum), ref, rtol=0.05, atol=0.05)
+    # metrics replaced when given; the source file is untouched
+    copy_model(src, dst, half=False, metrics={"chosen": 1})
+    again = torch.load(dst, weights_only=True)
+    assert again["metrics"] == {"chosen": 1} and again["decode"]["temperature"] == 0.5
+    assert again["state_dict"]["head.weight"].dtype == torch.float32
+    assert torch.load(src, weights_only=True)["metrics"] == {"auc": 91.5}
+    assert not list((tmp_path / "out").glob(".*tmp"))
 
 
 def test_round_trip_regression_and_odd_sizes(tmp_path: Path) -> None:
