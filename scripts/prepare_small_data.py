@@ -21,8 +21,9 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from colorcli.imageio import iter_folder_images
+
 SETS = ("imagenet-sample", "bsds500/train", "bsds500/val")
-SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
 def shrink(src: Path, dst: Path, side: int) -> None:
@@ -51,7 +52,7 @@ def main() -> int:
         if not folder.is_dir():
             print(f"{folder}: no such folder", file=sys.stderr)
             return 2
-        for src in sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES):
+        for src in iter_folder_images(folder):  # the files training would list
             # the same names: the same file order, so the same train/validation split
             dst = args.out / name / src.relative_to(folder)
             dst.parent.mkdir(parents=True, exist_ok=True)

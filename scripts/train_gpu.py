@@ -1,4 +1,5 @@
-"""Train the three objectives of issue 6 side by side on one GPU, at equal compute.
+"""Train colorizers side by side on one GPU: by default the three objectives of issue 6 at equal
+compute.
 
     python scripts/train_gpu.py --runs runs-gpu --steps 6000             # reproduce a run
     python scripts/train_gpu.py --runs runs-gpu --budget-s 420 --export OUT  # fit a time budget
@@ -32,7 +33,6 @@ import tarfile
 import time
 from pathlib import Path
 
-DATA = ("imagenet-sample", "bsds500/train", "bsds500/val")
 VARIANTS: dict[str, list[str]] = {
     "full": ["--objective", "classification"],
     "class": ["--objective", "classification", "--no-rebalance"],
@@ -43,6 +43,12 @@ COMPARISON = ("full", "class", "l1")
 SAVE_EVERY = 100
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: import colorcli from this checkout
+
+from prepare_small_data import SETS  # noqa: E402  (beside this script)
+
+from colorcli.checkpoint import copy_model  # noqa: E402
+from colorcli.training.config import LR_MILESTONES  # noqa: E402
+from colorcli.training.loop import read_metrics  # noqa: E402
 
 
 def common_args(a: argparse.Namespace) -> list[str]:
@@ -68,7 +74,7 @@ def launch(a: argparse.Namespace, name: str, steps: int, resume: bool) -> subpro
     if resume:
         cmd += ["--resume", str(out), "--steps", str(steps)]
     else:
-        cmd += [str(a.data / d) for d in DATA] + common_args(a) + VARIANTS[a.variant_of[name]]
+        cmd += [str(a.data / d) for d in SETS] + common_args(a) + VARIANTS[a.variant_of[name]]
         cmd += ["--steps", str(steps), "--out", str(out)]
     log = open(a.runs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
     print("+", " ".join(cmd), flush=True)
@@ -76,18 +82,8 @@ def launch(a: argparse.Namespace, name: str, steps: int, resume: bool) -> subpro
 
 
 def last_train_step(run: Path) -> int:
-    path = run / "metrics.jsonl"
-    if not path.exists():
-        return 0
-    steps = [0]
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if rec.get("kind") == "train":
-            steps.append(int(rec["step"]))
-    return max(steps)
+    records = read_metrics(run / "metrics.jsonl")
+    return max([0] + [int(r["step"]) for r in records if r.get("kind") == "train"])
 
 
 def check(procs: dict[str, subprocess.Popen[bytes]], a: argparse.Namespace) -> None:
@@ -141,15 +137,13 @@ def fit_budget(a: argparse.Namespace, t_start: float) -> int:
     n_steps = int(fits // 100 * 100)
     print(f"rates (steps/s): {json.dumps({n: round(r, 2) for n, r in rate.items()})}")
     print(f"probe at steps {steps}; {left:.0f} s left -> --steps {n_steps}", flush=True)
-    first_milestone = 200 / 450 * n_steps
+    first_milestone = LR_MILESTONES[0][0] * n_steps
     if max(steps.values()) >= first_milestone:
         sys.exit(f"probe ran past the first lr milestone ({first_milestone:.0f}): not exact")
     return n_steps
 
 
 def export(a: argparse.Namespace) -> None:
-    from colorcli.checkpoint import copy_model
-
     a.export.mkdir(parents=True, exist_ok=True)
     for n in a.variant_of:
         model = a.runs / n / "model.pt"
