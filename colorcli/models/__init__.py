@@ -7,7 +7,7 @@ unit scale (tanh), discriminators scores.
 
 from __future__ import annotations
 
-from colorcli.models import eccv16, patchgan, unet  # noqa: F401  (registers the models)
+from colorcli.models import eccv16, effnet_unet, patchgan, unet  # noqa: F401  (registers the models)
 from colorcli.models.registry import (
     KINDS,
     ModelKind,

@@ -37,7 +37,8 @@ def encode_targets(
 
 
 class ClassificationObjective(SingleModelObjective):
-    """eccv16 trained with the rebalanced cross-entropy; see ``common.Objective``."""
+    """A classification colorizer (eccv16, effnet-unet) trained with the rebalanced
+    cross-entropy at the model's ``output_stride``; see ``common.Objective``."""
 
     def __init__(
         self,
@@ -78,7 +79,8 @@ class ClassificationObjective(SingleModelObjective):
         self.temperature = temperature
 
     def _out_size(self, lum: torch.Tensor) -> tuple[int, int]:
-        return lum.shape[-2] // 4, lum.shape[-1] // 4
+        stride = int(getattr(self.model, "output_stride", 4))
+        return lum.shape[-2] // stride, lum.shape[-1] // stride
 
     @torch.no_grad()
     def prepare(self, lum: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -103,7 +103,25 @@ def wrap_ddp(model: nn.Module, device: torch.device, ddp: bool) -> nn.Module:
 def adam(
     module: nn.Module, lr: float, betas: tuple[float, float], weight_decay: float
 ) -> torch.optim.Adam:
-    return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
+    """Adam over ``module``'s parameters: one group, or the named groups of a module with
+    ``parameter_groups()`` (a pretrained encoder and the rest), each with an ``lr_scale`` of 1
+    that ``set_group_scale`` changes."""
+    groups_of = getattr(module, "parameter_groups", None)
+    if groups_of is None:
+        groups: list[dict[str, Any]] = [{"params": list(module.parameters()), "name": "all"}]
+    else:
+        groups = [{"params": ps, "name": name} for name, ps in groups_of().items()]
+    for g in groups:
+        g["lr_scale"] = 1.0
+    return torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=weight_decay)
+
+
+def set_group_scale(optimizer: torch.optim.Optimizer, name: str, scale: float) -> None:
+    """Set the ``lr_scale`` of the parameter group called ``name`` (if there is one); it
+    applies from the next ``set_lr``."""
+    for group in optimizer.param_groups:
+        if group.get("name") == name:
+            group["lr_scale"] = float(scale)
 
 
 def optimizer_step(
@@ -130,8 +148,9 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Each group's learning rate = ``lr`` x its ``lr_scale`` (1 when absent)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,19 @@ Objective = Literal["classification", "regression", "cgan"]
 Targets = Literal["soft", "onehot"]
 RegLoss = Literal["l1", "l2"]
 GanKind = Literal["vanilla", "lsgan", "wgan-gp", "hinge", "ebgan"]
-Arch = Literal["auto", "eccv16", "unet"]
+Arch = Literal["auto", "eccv16", "unet", "effnet-unet"]
+
+#: the architectures each objective trains (``--arch``); the first is the objective's default.
+OBJECTIVE_ARCHS: dict[str, tuple[str, ...]] = {
+    "classification": ("eccv16", "effnet-unet"),
+    "regression": ("unet", "eccv16", "effnet-unet"),
+    "cgan": ("unet", "effnet-unet"),
+}
+#: registered model name of (architecture, objective kind) where the two differ.
+REGRESSION_MODEL = {"eccv16": "eccv16-regression", "effnet-unet": "effnet-unet-regression"}
+#: input sides must be multiples of this (per architecture; unet: 2 ** depth).
+SIZE_MULTIPLE = {"eccv16": 8, "effnet-unet": 32}
+ENCODERS: tuple[str, ...] = ("lite0", "lite2")
 
 OBJECTIVES: tuple[str, ...] = ("classification", "regression", "cgan")
 GAN_KINDS: tuple[str, ...] = ("vanilla", "lsgan", "wgan-gp", "hinge", "ebgan")
@@ -61,6 +73,15 @@ def objective_defaults(objective: str) -> dict[str, Any]:
             "steps": 200_000,
         }
     raise UsageError(f"unknown objective {objective!r} (choose from: {', '.join(OBJECTIVES)})")
+
+
+def arch_defaults(arch: str) -> dict[str, Any]:
+    """Defaults that a pretrained encoder changes (measured on 2 CPU cores; see
+    weights/MODEL_CARD.md): a larger learning rate for the new decoder, light weight decay, batch
+    16 and 192 px crops (multiples of 32)."""
+    if arch == "effnet-unet":
+        return {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16, "crop": 192}
+    return {}
 
 
 @dataclass(frozen=True)
@@ -107,6 +128,13 @@ class TrainConfig:
     # model
     width: float = 1.0
     depth: int = 8
+    # pretrained-encoder U-Net (effnet-unet): ImageNet weights unless pretrained is False; the
+    # encoder's learning rate is lr x encoder_lr_scale, 0 for the first freeze_encoder_steps.
+    encoder: str = "lite0"
+    pretrained: bool = True
+    encoder_lr_scale: float = 0.2
+    freeze_encoder_steps: int = 0
+    head_stride: int = 4
     # fine-tuning (``--finetune COLORIZER [--hard-mining CRITIC]``; see ``training.finetune``)
     finetune: str | None = None
     critic: str | None = None
@@ -165,6 +193,10 @@ class TrainConfig:
             (self.adv_weight >= 0, "--adv-weight must be >= 0"),
             (0 < self.hard_fraction <= 1, "--hard-fraction must be in (0, 1]"),
             (self.mine_every >= 0, "--mine-every must be >= 0"),
+            (self.encoder in ENCODERS, f"unknown encoder {self.encoder!r}"),
+            (self.encoder_lr_scale >= 0, "--encoder-lr-scale must be >= 0"),
+            (self.freeze_encoder_steps >= 0, "--freeze-encoder-steps must be >= 0"),
+            (self.head_stride in (2, 4), "--head-stride must be 2 or 4"),
         ]
         for ok, message in checks:
             if not ok:
@@ -182,13 +214,16 @@ class TrainConfig:
                 "--finetune trains the colorizer with its own loss (classification or "
                 "regression) plus the critic's adversarial term; --objective cgan does not apply"
             )
-        if self.objective == "classification" and self.arch != "eccv16":
-            raise UsageError("--objective classification trains eccv16 (use --arch eccv16)")
-        if self.objective == "cgan" and self.arch != "unet":
-            raise UsageError("--objective cgan trains the unet generator (use --arch unet)")
-        if self.arch not in ("eccv16", "unet"):
-            raise UsageError(f"unknown architecture {self.arch!r} (eccv16, unet)")
-        multiple = 2**self.depth if self.arch == "unet" else 8
+        every = sorted({a for archs in OBJECTIVE_ARCHS.values() for a in archs})
+        if self.arch not in every:
+            raise UsageError(f"unknown architecture {self.arch!r} ({', '.join(every)})")
+        archs = OBJECTIVE_ARCHS[self.objective]
+        if self.arch not in archs:
+            raise UsageError(
+                f"--objective {self.objective} trains {' or '.join(archs)} (use --arch "
+                f"{archs[0]})"
+            )
+        multiple = 2**self.depth if self.arch == "unet" else SIZE_MULTIPLE[self.arch]
         if self.crop % multiple:
             raise UsageError(
                 f"--crop {self.crop} must be a multiple of {multiple} for {self.arch}"
@@ -204,6 +239,10 @@ class TrainConfig:
             if step >= round(fraction * self.steps):
                 factor = f
         return factor
+
+    def encoder_lr_factor(self, step: int) -> float:
+        """Multiplier of the encoder's learning rate (on top of ``lr_factor``) after ``step``."""
+        return 0.0 if step < self.freeze_encoder_steps else self.encoder_lr_scale
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict (tuples become lists)."""
@@ -233,6 +272,7 @@ def make_config(
     base = objective_defaults(objective)
     if options.get("arch") in (None, "auto"):
         options["arch"] = base["arch"]
+    base.update(arch_defaults(options["arch"]))
     merged = {**base, **{k: v for k, v in options.items() if v is not None}}
     if "betas" in merged:
         merged["betas"] = tuple(merged["betas"])

@@ -75,9 +75,10 @@ from colorcli.training.common import (
     colour_mask,
     eval_mode,
     select,
+    set_group_scale,
     to_lab,
 )
-from colorcli.training.config import RESUME_OVERRIDABLE, TrainConfig
+from colorcli.training.config import REGRESSION_MODEL, RESUME_OVERRIDABLE, TrainConfig
 from colorcli.training.dataset import (
     BatchOrder,
     PhotoCrops,
@@ -320,6 +321,29 @@ def _prior(
     return buf[0].numpy(), buf[1].numpy(), src
 
 
+def model_arguments(config: TrainConfig, q: int) -> dict[str, Any]:
+    """Constructor arguments of the colorizer of ``config`` as its model file records them
+    (eccv16 or effnet-unet; the file is rebuilt without loading pretrained weights)."""
+    kw: dict[str, Any] = {"width": config.width}
+    if config.arch == "effnet-unet":
+        kw = {
+            "encoder": config.encoder,
+            "head_stride": config.head_stride,
+            "decoder_width": config.width,
+        }
+    if config.objective == "classification":
+        kw["q"] = q
+    return kw
+
+
+def _create(name: str, kw: dict[str, Any], config: TrainConfig) -> torch.nn.Module:
+    """The model, with the encoder's ImageNet weights when the architecture has one and the
+    run asks for them (a fresh run: a resumed run overwrites every weight anyway)."""
+    if config.arch == "effnet-unet" and config.pretrained and config.finetune is None:
+        return create_model(name, **kw, pretrained=True)
+    return create_model(name, **kw)
+
+
 def _build_objective(
     config: TrainConfig,
     bins: np.ndarray,
@@ -335,31 +359,28 @@ def _build_objective(
         "precision": precision,
         "ddp": ddp,
     }
-    if config.arch == "eccv16":
-        if config.objective == "classification":
-            kw: dict[str, Any] = {"q": len(bins), "width": config.width}
-            spec = ModelSpec(
-                "eccv16", kw, {"method": "annealed", "temperature": config.temperature}
-            )
-            return ClassificationObjective(
-                create_model("eccv16", **kw),
-                bins=bins,
-                class_weights=class_weights if config.rebalance else None,
-                targets=config.targets,
-                k=config.k,
-                sigma=config.sigma,
-                temperature=config.temperature,
-                spec=spec,
-                **common,
-            )
-        kw = {"width": config.width}
-        spec = ModelSpec("eccv16-regression", kw, None)
-        return RegressionObjective(
-            create_model("eccv16-regression", **kw), loss=config.loss, spec=spec, **common
+    if config.arch == "unet":
+        kw: dict[str, Any] = {"depth": config.depth, "width": max(1, round(64 * config.width))}
+        name = "unet"
+    else:
+        kw = model_arguments(config, len(bins))
+        classify = config.objective == "classification"
+        name = config.arch if classify else REGRESSION_MODEL[config.arch]
+    if config.objective == "classification":
+        spec = ModelSpec(name, kw, {"method": "annealed", "temperature": config.temperature})
+        return ClassificationObjective(
+            _create(name, kw, config),
+            bins=bins,
+            class_weights=class_weights if config.rebalance else None,
+            targets=config.targets,
+            k=config.k,
+            sigma=config.sigma,
+            temperature=config.temperature,
+            spec=spec,
+            **common,
         )
-    kw = {"depth": config.depth, "width": max(1, round(64 * config.width))}
-    spec = ModelSpec("unet", kw, None)
-    generator = create_model("unet", **kw)
+    spec = ModelSpec(name, kw, None)
+    generator = _create(name, kw, config)
     if config.objective == "regression":
         return RegressionObjective(generator, loss=config.loss, spec=spec, **common)
     d_width = max(1, round(64 * config.width))
@@ -768,6 +789,8 @@ class _Run:
                 keep = ok.to(self.device) & colour_mask(ab)
                 lum, ab, scale = select(lum, ab, keep)
                 lr = c.lr * c.lr_factor(step)
+                for opt in objective.optimizers.values():
+                    set_group_scale(opt, "encoder", c.encoder_lr_factor(step))
                 objective.set_lr(lr)
                 targets = objective.prepare(lum, ab)
                 t2 = time.perf_counter()
