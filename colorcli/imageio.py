@@ -119,28 +119,65 @@ def _check_file(path: Path) -> None:
         raise BadImage(f"{path}: is a folder, not an image")
 
 
-# Image.MAX_IMAGE_PIXELS is process-global; it is switched off only under this lock, only for the
-# header read in Image.open, and our own check below replaces it (so threads cannot race on it).
-_GUARD_LOCK = threading.Lock()
+#: Largest image accepted by default, in pixels: where Pillow's own guard refuses a file (twice
+#: Pillow's default ``Image.MAX_IMAGE_PIXELS`` of 89,478,485, so about 179 megapixels). A
+#: constant on purpose: the guard never reads (or writes) Pillow's process-global setting, which
+#: any thread or library may change, so no concurrent reader can switch our guard off.
+DEFAULT_MAX_PIXELS = 2 * (1024 * 1024 * 1024 // 4 // 3)
 
 
 def default_max_pixels() -> int:
-    """The pixel count above which images are refused by default: where Pillow's own guard
-    raises DecompressionBombError (twice ``Image.MAX_IMAGE_PIXELS``, about 179 megapixels)."""
-    limit = Image.MAX_IMAGE_PIXELS
-    return 2 * int(limit) if limit else 2**62
+    """The pixel count above which images are refused by default (``DEFAULT_MAX_PIXELS``)."""
+    return DEFAULT_MAX_PIXELS
 
 
-def _open_guarded(path: Path, max_pixels: int | None) -> Image.Image:
-    """Image.open (header only) with the decompression-bomb guard at ``max_pixels``."""
-    limit = default_max_pixels() if max_pixels is None else max_pixels
-    with _GUARD_LOCK:
-        old = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-        try:
-            raw = Image.open(path)
-        finally:
-            Image.MAX_IMAGE_PIXELS = old
+def _open_header(path: Path) -> Image.Image:
+    """``Image.open`` without Pillow's size check: identify the format and read the header only.
+
+    The same plugin loop as ``Image.open`` (registered formats, accept on the first 16 bytes,
+    then the plugin's header parser); pixels are not decoded. Pillow's check is left out because
+    it reads the mutable global limit; ``open_guarded`` applies its own before any decoding.
+    """
+    fp = open(path, "rb")  # noqa: SIM115 - handed to the image, which closes it
+    try:
+        prefix = fp.read(16)
+        Image.preinit()
+        tried: set[str] = set()
+        for loader in (None, Image.init):
+            if loader is not None:
+                loader()
+            for fmt in [f for f in Image.ID if f not in tried]:
+                tried.add(fmt)
+                factory, accept = Image.OPEN[fmt]
+                ok = not accept or accept(prefix)
+                if not ok or isinstance(ok, str):
+                    continue
+                fp.seek(0)
+                try:
+                    im = factory(fp, str(path))
+                except (SyntaxError, IndexError, TypeError, struct.error):
+                    continue
+                im._exclusive_fp = True  # the image owns (and closes) the file, as Image.open
+                return im
+    except BaseException:
+        fp.close()
+        raise
+    fp.close()
+    raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}")
+
+
+def open_guarded(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Open ``path`` (header only, nothing decoded yet) and refuse it when its header claims
+    more than ``max_pixels`` pixels (None: ``DEFAULT_MAX_PIXELS``): the decompression-bomb guard.
+
+    Every reader of user files goes through here. It is race-free by construction: the limit is
+    an argument or a constant, the size is checked from the header before any decoding, and
+    Pillow's global setting is never touched (Pillow's own check inside some decoders still
+    applies on top). Raises BadImage naming the file; Pillow's own errors propagate.
+    """
+    path = Path(path)
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    raw = _open_header(path)
     n = raw.width * raw.height
     if n > limit:
         raw.close()
@@ -161,7 +198,7 @@ def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
     path = Path(path)
     _check_file(path)
     try:
-        raw = _open_guarded(path, max_pixels)
+        raw = open_guarded(path, max_pixels)
         raw.load()
         img = ImageOps.exif_transpose(raw)
     except UnidentifiedImageError as exc:
@@ -201,16 +238,19 @@ def pil_to_rgb_float(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
-def read_rgb(path: str | Path, max_side: int | None = None) -> np.ndarray:
+def read_rgb(
+    path: str | Path, max_side: int | None = None, max_pixels: int | None = None
+) -> np.ndarray:
     """Read ``path`` as ``(H, W, 3)`` float32 sRGB in [0, 1], oriented by EXIF.
 
     With ``max_side``, the image is shrunk (JPEG: at decode time via Pillow's draft mode, which is
-    much faster) so that its longer side is at most ``max_side`` pixels.
+    much faster) so that its longer side is at most ``max_side`` pixels. ``max_pixels``: the
+    decompression-bomb guard (see ``open_guarded``), applied to the file's full size.
     """
     path = Path(path)
     if max_side is not None:
         try:
-            with Image.open(path) as probe:
+            with open_guarded(path, max_pixels) as probe:
                 if probe.format == "JPEG":
                     probe.draft("RGB", (max_side, max_side))
                     probe.load()
@@ -218,7 +258,7 @@ def read_rgb(path: str | Path, max_side: int | None = None) -> np.ndarray:
                     return pil_to_rgb_float(_shrink(img, max_side))
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
             pass  # fall through to the full path, which reports the problem properly
-    return pil_to_rgb_float(_shrink(open_image(path), max_side))
+    return pil_to_rgb_float(_shrink(open_image(path, max_pixels), max_side))
 
 
 # --------------------------------------------------------------------------------------------
@@ -463,7 +503,7 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> DecodedImage:
     path = Path(path)
     _check_file(path)
     try:
-        raw = _open_guarded(path, max_pixels)
+        raw = open_guarded(path, max_pixels)
         with raw:
             high_depth = _is_high_depth(raw)  # before getexif(), which may decode a PNG
             fmt = raw.format

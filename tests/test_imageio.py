@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
+import threading
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -302,3 +307,97 @@ def test_clean_temp_files(tmp_path: Path) -> None:
         p.write_bytes(b"x")
     assert clean_temp_files(tmp_path) == 1
     assert not stale.exists() and mine.exists() and other.exists()
+
+
+# ------------------------------------------------------------------ decompression-bomb guard
+
+
+def _bomb_png(path: Path, side: int = 20000) -> Path:
+    """A 2 KB PNG whose header claims ``side x side`` gray pixels (400 MP for 20000): the pixel
+    data is a few rows only, so a reader that skips the guard fails later with a decode error
+    instead of the guard's message (and never allocates the full image)."""
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * (side + 1) * 2)
+    data = b"\x89PNG\r\n\x1a\n" + b"".join(
+        imageio._png_chunk(k, v) for k, v in ((b"IHDR", ihdr), (b"IDAT", idat), (b"IEND", b""))
+    )
+    path.write_bytes(data)
+    return path
+
+
+def _all_readers() -> list[Callable[[Path], object]]:
+    from colorcli.training.dataset import load_crop
+
+    return [
+        read_image,
+        imageio.open_image,
+        imageio.read_rgb,
+        lambda p: imageio.read_rgb(p, max_side=64),
+        lambda p: load_crop(p, 32, None),
+    ]
+
+
+def test_bomb_guard_does_not_depend_on_pillow_global(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bomb = _bomb_png(tmp_path / "bomb.png")
+    # another thread (or library) has switched Pillow's own guard off: ours must hold anyway
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    for reader in _all_readers():
+        with pytest.raises(BadImage, match="decompression-bomb guard of 179 megapixels") as info:
+            reader(bomb)
+        assert str(bomb) in str(info.value)
+    assert Image.MAX_IMAGE_PIXELS is None  # and it left the global as it found it
+    assert imageio.default_max_pixels() == imageio.DEFAULT_MAX_PIXELS == 178956970
+
+
+def test_bomb_guard_race_free_with_concurrent_readers(tmp_path: Path) -> None:
+    bomb = _bomb_png(tmp_path / "bomb.png")
+    small = []
+    for i in range(4):
+        Image.fromarray(_rgb(24, 32)).save(tmp_path / f"ok{i}.png")
+        small.append(tmp_path / f"ok{i}.png")
+    original = Image.MAX_IMAGE_PIXELS
+    seen: set[object] = set()
+    stop = threading.Event()
+
+    def watch() -> None:  # the global must never be switched off, not even for an instant
+        while not stop.is_set():
+            seen.add(Image.MAX_IMAGE_PIXELS)
+
+    def work(k: int) -> list[str]:
+        out = []
+        readers = _all_readers()
+        for i in range(40):
+            reader = readers[(k + i) % len(readers)]
+            reader(small[(k + i) % len(small)])
+            try:
+                reader(bomb)
+                out.append("decoded")
+            except BadImage as exc:
+                out.append("refused" if "decompression-bomb" in str(exc) else str(exc))
+        return out
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            results = [r for rs in pool.map(work, range(8)) for r in rs]
+    finally:
+        stop.set()
+        watcher.join()
+    assert results == ["refused"] * len(results)
+    assert seen == {original}
+    assert Image.MAX_IMAGE_PIXELS is original
+
+
+def test_bomb_guard_explicit_limit_and_formats(tmp_path: Path) -> None:
+    for ext in ("png", "jpg", "tif", "webp", "bmp", "gif"):
+        path = tmp_path / f"a.{ext}"
+        Image.fromarray(_rgb(40, 50)).save(path)
+        with pytest.raises(BadImage, match="--max-pixels"):
+            read_image(path, max_pixels=1999)
+        assert read_image(path, max_pixels=2000).pixels.shape[:2] == (40, 50)
+    with pytest.raises(BadImage, match="not an image"):
+        (tmp_path / "x.png").write_bytes(b"\x89PNG not really")
+        read_image(tmp_path / "x.png")

@@ -29,7 +29,7 @@ import torch
 from PIL import Image, ImageOps
 
 from colorcli.errors import BadImage
-from colorcli.imageio import open_image, pil_to_rgb_float
+from colorcli.imageio import open_guarded, open_image, pil_to_rgb_float
 
 SCALE_JITTER = 256 / 176
 """Largest short side of the resized image, as a multiple of the crop size."""
@@ -42,7 +42,7 @@ def _load_rgb8(path: Path, short_side: int) -> Image.Image:
     """Decode ``path`` as an RGB Pillow image whose short side is at least ``short_side`` when
     the file allows (JPEG draft scaling); EXIF orientation applied. BadImage on failure."""
     try:
-        with Image.open(path) as raw:
+        with open_guarded(path) as raw:  # the decompression-bomb guard first
             w, h = raw.size
             if raw.format == "JPEG" and min(w, h) > short_side:
                 s = short_side / min(w, h)
