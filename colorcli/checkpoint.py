@@ -1,15 +1,19 @@
 """Self-describing model files: save, load (local path, Hugging Face Hub, shipped default).
 
-A colorcli model file is ``torch.save`` of a dict holding only tensors and plain Python values
-(so it loads with ``torch.load(weights_only=True)``; nothing is ever unpickled)::
+A colorcli model file is a safetensors file (``colorcli.modelfile``): its tensors are the state
+dict (float16 when saved with half=True), its header's metadata the self-description as JSON::
 
     format: "colorcli-model", version: 1,
     arch: registry name, arch_kwargs: constructor arguments (including the L normalisation),
-    state_dict: {name: tensor} (float16 when saved with half=True),
-    bins: (Q, 2) float64 tensor or None (regression / discriminator),
+    bins: (Q, 2) list of ab centres or None (regression / discriminator),
     decode: {"method": "annealed" | "mean" | "mode", "temperature": float},
     input_size: the network side used in training (e.g. 256),
-    train_config: dict, metrics: dict, step: int
+    train_config: dict, metrics: dict, step: int, half: bool
+
+Files written before (``torch.save`` of the same dict with the state dict and bins as tensors)
+load through the same entry point with ``torch.load(weights_only=True)``; nothing is ever
+unpickled and no code in a file runs. The file's content decides how it is read, not its name:
+run folders keep calling theirs ``model.pt``.
 
 ``load_model`` also accepts the authors' released eccv16 state dict (``model1.0.weight`` ...,
 ``model_out.weight``; e.g. ``colorization_release_v2-9b330a0b.pth``): keys are mapped onto the
@@ -18,8 +22,8 @@ A colorcli model file is ``torch.save`` of a dict holding only tensors and plain
 
 from __future__ import annotations
 
+import importlib.resources
 import os
-import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,19 +36,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from colorcli import modelfile
 from colorcli.color.bins import reference_bins
 from colorcli.color.encode import DEFAULT_TEMPERATURE, DecodeMethod, decode
 from colorcli.color.lab import L_CENTER, L_RANGE, ab_from_unit
 from colorcli.device import pick_device
 from colorcli.errors import BadWeights, ColorcliError, UsageError
-from colorcli.fsutil import atomic_open
 from colorcli.models import create_model, list_models
 from colorcli.models.eccv16 import ECCV16, convert_released_eccv16, is_released_eccv16
 
 FORMAT = "colorcli-model"
 VERSION = 1
 DEFAULT_INPUT_SIZE = 256
-DEFAULT_WEIGHTS_NAME = "colorcli-default.pt"
+DEFAULT_WEIGHTS_NAME = "colorcli-default.safetensors"
+LEGACY_WEIGHTS_NAME = "colorcli-default.pt"  # the shipped default as written before safetensors
+PACKAGED_WEIGHTS_DIR = "_weights"  # inside the installed package: the build copies weights/ there
+RESUME_FORMAT = "colorcli-resume"  # training.loop.RESUME_FORMAT, named in a wrong-file hint
+CRITIC_FORMAT = "colorcli-critic"  # colorcli.critic.FORMAT, likewise
 WEIGHTS_ENV = "COLORCLI_WEIGHTS"
 DECODE_METHODS: tuple[str, ...] = ("annealed", "mean", "mode")
 
@@ -99,7 +107,8 @@ def save_model(
     step: int = 0,
     half: bool = False,
 ) -> Path:
-    """Write a self-describing model file atomically (temp file + ``os.replace``); returns its path.
+    """Write a self-describing safetensors model file atomically (temp file + ``os.replace``),
+    whatever the suffix of ``path``; returns its path.
 
     ``arch_kwargs`` must rebuild ``model`` through ``create_model(arch, **arch_kwargs)``; the
     model's input normalisation (``l_center``, ``l_range``) is added to them. ``decode`` is
@@ -129,13 +138,12 @@ def save_model(
         if half and t.is_floating_point():
             t = t.half()
         state[k] = t
-    payload = {
+    description = {
         "format": FORMAT,
         "version": VERSION,
         "arch": str(arch),
         "arch_kwargs": kwargs,
-        "state_dict": state,
-        "bins": bins_t,
+        "bins": None if bins_t is None else bins_t.tolist(),
         "decode": _plain(dec, "decode"),
         "input_size": int(input_size),
         "train_config": _plain(dict(train_config or {}), "train_config"),
@@ -143,11 +151,7 @@ def save_model(
         "step": int(step),
         "half": bool(half),
     }
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(final, fsync=True) as fh:
-        torch.save(payload, fh)
-    return final
+    return modelfile.write_safetensors(path, state, description)
 
 
 def copy_model(
@@ -269,12 +273,33 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def weights_dirs() -> list[Path]:
+    """Where the shipped default may lie, in order: the package's own copy (``colorcli/_weights``,
+    put there by the build of a wheel or ``pip install .``), then ``weights/`` of a checkout."""
+    dirs = []
+    try:
+        packaged = importlib.resources.files("colorcli").joinpath(PACKAGED_WEIGHTS_DIR)
+        if isinstance(packaged, Path):
+            dirs.append(packaged)
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover (zip imports)
+        pass
+    dirs.append(repo_root() / "weights")
+    return dirs
+
+
 def default_model_path() -> Path:
-    """Where the shipped default model is looked for: ``$COLORCLI_WEIGHTS`` or ``weights/``."""
+    """The shipped default model: ``$COLORCLI_WEIGHTS``, else the first of ``weights_dirs()``
+    holding ``colorcli-default.safetensors`` or, from before, ``colorcli-default.pt`` (the
+    safetensors file first in each). Where none exists, the path it would have (for messages)."""
     env = os.environ.get(WEIGHTS_ENV)
     if env:
         return Path(env).expanduser()
-    return repo_root() / "weights" / DEFAULT_WEIGHTS_NAME
+    dirs = weights_dirs()
+    for folder in dirs:
+        for name in (DEFAULT_WEIGHTS_NAME, LEGACY_WEIGHTS_NAME):
+            if (folder / name).is_file():
+                return folder / name
+    return dirs[-1] / DEFAULT_WEIGHTS_NAME
 
 
 def parse_hf_spec(spec: str) -> tuple[str, str, str | None]:
@@ -326,27 +351,44 @@ def resolve_model_spec(
     return Path(spec).expanduser()
 
 
-def _read(path: Path) -> Any:
-    if not path.exists():
-        raise BadWeights(f"{path}: no such file")
-    if path.is_dir():
-        raise BadWeights(f"{path}: is a folder, not a model file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower():
-            raise BadWeights(
-                f"{path}: refused: the file holds Python objects, not just tensors "
-                "(loading it could run code)"
-            ) from exc
-        raise BadWeights(f"{path}: not a PyTorch model file ({_first_line(exc)})") from exc
-    except Exception as exc:  # zip/pickle/EOF/OS errors from a corrupt or foreign file
-        raise BadWeights(f"{path}: not a PyTorch model file ({_first_line(exc)})") from exc
+def _read(path: Path, what: str = "model file") -> Any:
+    """The content of a model (or critic) file in either container (``colorcli.modelfile``), in
+    the shape ``torch.save`` gave it: a colorcli model's bins as a float64 tensor."""
+    obj = modelfile.read_file(path, what)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT and isinstance(obj.get("bins"), list):
+        try:
+            obj["bins"] = torch.tensor(obj["bins"], dtype=torch.float64)
+        except (TypeError, ValueError) as exc:
+            raise BadWeights(f"{path}: bad bins in the model file ({exc})") from exc
+    return obj
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+def read_model_file(spec: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """The raw self-description of a colorcli model file (path, ``hf://...`` or the default):
+    every field of the module docstring, ``state_dict`` and ``bins`` as tensors. BadWeights when
+    it is not a colorcli model file (the released eccv16 included: it has no description)."""
+    path = resolve_model_spec(spec)
+    obj = _read(path)
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        _wrong_file(path, obj)
+    return cast(dict[str, Any], obj)
+
+
+def _wrong_file(path: Path, obj: Any) -> None:
+    fmt = obj.get("format") if isinstance(obj, Mapping) else None
+    if fmt == RESUME_FORMAT:
+        raise BadWeights(
+            f"{path}: a training resume file (optimizer state), not a model file: "
+            f"use {path.with_name('model.pt')}"
+        )
+    if fmt == CRITIC_FORMAT:
+        raise BadWeights(
+            f"{path}: a critic file, not a colorizer (critics go to --critic or --hard-mining)"
+        )
+    raise BadWeights(
+        f"{path}: not a colorcli model file (no {FORMAT!r} format tag) "
+        "nor the authors' released eccv16 state dict"
+    )
 
 
 def _load_state(path: Path, model: nn.Module, state: Mapping[str, Any], what: str) -> None:
@@ -483,9 +525,10 @@ def load_model(
 ) -> LoadedModel:
     """Load a model for inference from a path, ``hf://owner/repo[@rev]/file`` or the default.
 
-    ``spec`` None or ``"default"``: the shipped ``weights/colorcli-default.pt`` (or
-    ``$COLORCLI_WEIGHTS``). Accepts colorcli model files and the authors' released eccv16 state
-    dict. Every problem with the file raises BadWeights with a one-line message naming it.
+    ``spec`` None or ``"default"``: the shipped default (``default_model_path``). Accepts
+    colorcli model files (safetensors or PyTorch) and the authors' released eccv16 state dict.
+    Every problem with the file raises BadWeights with a one-line message naming it (a missing
+    path: MissingFile, a usage error).
     ``cache_dir`` overrides the Hugging Face cache folder.
     """
     path = resolve_model_spec(spec, cache_dir)
@@ -495,10 +538,7 @@ def load_model(
     elif isinstance(obj, Mapping) and is_released_eccv16(obj):
         parts = _from_released_eccv16(path, obj)
     else:
-        raise BadWeights(
-            f"{path}: not a colorcli model file (no {FORMAT!r} format tag) "
-            "nor the authors' released eccv16 state dict"
-        )
+        _wrong_file(path, obj)
     dev = device if isinstance(device, torch.device) else pick_device(device)
     model = parts.pop("model").to(dev).float().eval()
     bins = parts.pop("bins")

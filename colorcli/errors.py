@@ -31,3 +31,9 @@ class NotAvailable(ColorcliError):
     """A command or feature that is not built yet."""
 
     exit_code = 2
+
+
+class MissingFile(BadWeights):
+    """A model (or critic) path that does not exist: a usage error like any bad argument."""
+
+    exit_code = 2

@@ -1,7 +1,7 @@
 """Turn a finished training run into the shipped default model file.
 
-    python scripts/ship_default.py RUN_DIR_OR_MODEL_FILE [--out weights/colorcli-default.pt]
-        [--temperatures 0.1 0.15 0.2 0.25 0.3 0.38 0.5]
+    python scripts/ship_default.py RUN_DIR_OR_MODEL_FILE
+        [--out weights/colorcli-default.safetensors] [--temperatures 0.1 0.15 0.2 0.25 0.3 0.38 0.5]
 
 1. Rebuilds the run's own validation split (the same folders, ``--val-split`` and ``--seed`` as the
    training config saved in the model file, through the training code's ``split_files``): photos
@@ -11,8 +11,8 @@
 3. Picks the T with the highest rebalanced AuC among those whose plain AuC stays within
    ``--max-auc-drop`` (default 3) points of the gray baseline -- the selection rule of issue 6,
    applied to validation data so that bsds500/test stays untouched.
-4. Writes the model in float16 with that T as its decode setting (atomically), recording the sweep
-   in the file's metrics. Prints the sweep as a Markdown table.
+4. Writes the model (safetensors) in float16 with that T as its decode setting (atomically),
+   recording the sweep in the file's metrics. Prints the sweep as a Markdown table.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from colorcli.checkpoint import copy_model
+from colorcli.checkpoint import copy_model, read_model_file
 from colorcli.evaluate import EvalConfig, evaluate
 from colorcli.imageio import find_images
 from colorcli.training.config import TrainConfig
@@ -81,14 +81,14 @@ def choose(rows: list[dict[str, float]], max_drop: float) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a run folder (its model.pt) or a model file")
-    ap.add_argument("--out", type=Path, default=Path("weights/colorcli-default.pt"))
+    ap.add_argument("--out", type=Path, default=Path("weights/colorcli-default.safetensors"))
     ap.add_argument("--temperatures", type=float, nargs="+", default=list(DEFAULT_TEMPERATURES))
     ap.add_argument("--max-auc-drop", type=float, default=3.0)
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     model_path = args.run / "model.pt" if args.run.is_dir() else args.run
-    raw = torch.load(model_path, map_location="cpu", weights_only=True)
+    raw = read_model_file(model_path)
     config = TrainConfig.from_dict(raw["train_config"])
     files = validation_files(config)
     rows = sweep(model_path, files, sorted(args.temperatures))

@@ -11,7 +11,7 @@
 #   2. the full objective at 1500 and 3000 steps, with lambda 0.5 and 0.75 (four runs);
 #   then scripts/ship_default.py picks the run with the best validation rebalanced AuC that keeps
 #   plain AuC within 3 points of gray (full-lam75-1500; see weights/MODEL_CARD.md), picks its
-#   temperature on the same validation split, writes weights/colorcli-default.pt, and every model
+#   temperature on the same validation split, writes weights/colorcli-default.safetensors, and every model
 #   is evaluated on bsds500/test. GPU kernels are not bit-deterministic (cuDNN autotuning), so a
 #   rerun reproduces the figures to within run-to-run noise, not to the bit.
 #
@@ -56,10 +56,10 @@ if [ "$STAGE" = gpu ]; then
   python scripts/train_gpu.py --runs "$RUNS/gpu" --steps "$GPU_COMPARE_STEPS"
   python scripts/train_gpu.py --runs "$RUNS/gpu-sweep" --workers 3 \
     --run full:1500 --run full:3000 --run full-lam75:1500 --run full-lam75:3000
-  python scripts/ship_default.py "$RUNS/gpu-sweep/full-lam75-1500" --out weights/colorcli-default.pt \
+  python scripts/ship_default.py "$RUNS/gpu-sweep/full-lam75-1500" --out weights/colorcli-default.safetensors \
     | tee "$RUNS/gpu-temperature.md"
   colorcli eval "$DATA/bsds500/test" --metric all --out "$RUNS/eval-gpu-bsds500-test" \
-    --model weights/colorcli-default.pt \
+    --model weights/colorcli-default.safetensors \
     --model "$RUNS/gpu/full/model.pt" --model "$RUNS/gpu/class/model.pt" --model "$RUNS/gpu/l1/model.pt" \
     --model "$RUNS/gpu-sweep/full-1500/model.pt" --model "$RUNS/gpu-sweep/full-3000/model.pt" \
     --model "$RUNS/gpu-sweep/full-lam75-3000/model.pt"

@@ -17,8 +17,8 @@ slowest run reaches within the budget. The learning-rate milestones are fraction
 and the probe ends before the first one, so this equals a straight N-step run (``colorcli train``
 resumes exactly). The chosen N is printed. Any run that fails ends the whole script at once.
 
-``--export DIR`` finally writes each run's model as ``DIR/NAME.pt`` in float16 and the logs and
-metrics as ``DIR/logs.tar.gz``.
+``--export DIR`` finally writes each run's model as ``DIR/NAME.safetensors`` in float16 and the
+logs and metrics as ``DIR/logs.tar.gz``.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def export(a: argparse.Namespace) -> None:
     for n in a.variant_of:
         model = a.runs / n / "model.pt"
         if model.exists():
-            copy_model(model, a.export / f"{n}.pt", half=True)
+            copy_model(model, a.export / f"{n}.safetensors", half=True)
     with tarfile.open(a.export / "logs.tar.gz", "w:gz") as tar:
         for n in a.variant_of:
             samples = sorted(

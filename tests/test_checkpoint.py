@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -15,18 +16,20 @@ from torch import nn
 
 from colorcli.checkpoint import (
     DEFAULT_WEIGHTS_NAME,
+    LEGACY_WEIGHTS_NAME,
     LoadedModel,
     copy_model,
     default_model_path,
     load_model,
     parse_hf_spec,
+    read_model_file,
     repo_root,
     save_model,
 )
 from colorcli.color.bins import reference_bins
 from colorcli.color.encode import decode
 from colorcli.color.lab import AB_SCALE
-from colorcli.errors import BadWeights, UsageError
+from colorcli.errors import BadWeights, MissingFile, UsageError
 from colorcli.models import create_model
 
 Q = 12
@@ -94,8 +97,16 @@ def test_round_trip_classification(tmp_path: Path) -> None:
     torch.testing.assert_close(loaded.predict_ab(lum), expected)
     mode = F.interpolate(decode(ref, BINS, "mode").float(), scale_factor=4, mode="bilinear")
     torch.testing.assert_close(loaded.predict_ab(lum, method="mode"), mode)
-    # the file loads with the plain safe loader and holds only plain data
-    raw = torch.load(path, weights_only=True)
+    # a safetensors file: its tensors are the state dict, its metadata the description (JSON)
+    assert path.read_bytes()[8:9] == b"{"
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    assert load_file(path).keys() == model.state_dict().keys()
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["format"] == "colorcli-model" and json.loads(meta["colorcli"])["step"] == 123
+    raw = read_model_file(path)
     assert raw["format"] == "colorcli-model" and raw["version"] == 1
     assert raw["arch_kwargs"]["l_center"] == 50.0 and raw["arch_kwargs"]["l_range"] == 100.0
     assert not list(tmp_path.glob(".*tmp"))  # atomic write left no temp file
@@ -106,7 +117,7 @@ def test_half_storage(tmp_path: Path) -> None:
     model = _save_eccv16(full)
     _save_eccv16(half, half=True)
     assert half.stat().st_size < 0.7 * full.stat().st_size
-    raw = torch.load(half, weights_only=True)
+    raw = read_model_file(half)
     assert raw["state_dict"]["head.weight"].dtype == torch.float16
     loaded = load_model(half, device="cpu")
     assert loaded.model.head.weight.dtype == torch.float32
@@ -120,7 +131,7 @@ def test_copy_model_halves_and_overrides_only_what_it_is_told(tmp_path: Path) ->
     src, dst = tmp_path / "src.pt", tmp_path / "out" / "dst.pt"
     model = _save_eccv16(src)
     copy_model(src, dst, half=True, decode={"temperature": 0.7})
-    raw, new = torch.load(src, weights_only=True), torch.load(dst, weights_only=True)
+    raw, new = read_model_file(src), read_model_file(dst)
     assert new["half"] is True and new["state_dict"]["head.weight"].dtype == torch.float16
     assert new["decode"] == {"method": "annealed", "temperature": 0.7}
     for key in ("arch", "arch_kwargs", "input_size", "train_config", "metrics", "step"):
@@ -136,10 +147,10 @@ def test_copy_model_halves_and_overrides_only_what_it_is_told(tmp_path: Path) ->
     torch.testing.assert_close(load_model(dst, device="cpu").model(lum), ref, rtol=0.05, atol=0.05)
     # metrics replaced when given; the source file is untouched
     copy_model(src, dst, half=False, metrics={"chosen": 1})
-    again = torch.load(dst, weights_only=True)
+    again = read_model_file(dst)
     assert again["metrics"] == {"chosen": 1} and again["decode"]["temperature"] == 0.5
     assert again["state_dict"]["head.weight"].dtype == torch.float32
-    assert torch.load(src, weights_only=True)["metrics"] == {"auc": 91.5}
+    assert read_model_file(src)["metrics"] == {"auc": 91.5}
     assert not list((tmp_path / "out").glob(".*tmp"))
 
 
@@ -205,13 +216,10 @@ def test_malicious_pickle_is_refused_not_run(tmp_path: Path) -> None:
 
 
 def test_error_messages(tmp_path: Path) -> None:
-    with pytest.raises(BadWeights, match="no such file") as info:
+    with pytest.raises(MissingFile, match="no such file") as info:
         load_model(tmp_path / "nope.pt")
+    assert info.value.exit_code == 2  # a usage error, as the README promises
     _one_line(info)
-    text = tmp_path / "notes.pt"
-    text.write_text("hello, I am not a model\n")
-    with pytest.raises(BadWeights, match="not a PyTorch model file"):
-        load_model(text)
     other = tmp_path / "other.pt"
     torch.save({"weight": torch.zeros(3)}, other)
     with pytest.raises(BadWeights, match="not a colorcli model file"):
@@ -219,7 +227,7 @@ def test_error_messages(tmp_path: Path) -> None:
 
     good = tmp_path / "good.pt"
     _save_eccv16(good)
-    payload = torch.load(good, weights_only=True)
+    payload = read_model_file(good)
 
     def variant(name: str, **changes: Any) -> Path:
         p = tmp_path / name
@@ -238,6 +246,134 @@ def test_error_messages(tmp_path: Path) -> None:
         load_model(variant("bins.pt", bins=torch.zeros(Q + 1, 2)))
     with pytest.raises(BadWeights, match="cannot build"):
         load_model(variant("kw.pt", arch_kwargs={"q": Q, "depth": 3}))
+
+
+def _legacy_payload(path: Path) -> dict[str, Any]:
+    """What ``save_model`` wrote before safetensors: ``torch.save`` of the description with the
+    state dict and bins as tensors."""
+    raw = read_model_file(path)
+    return {**raw, "state_dict": dict(raw["state_dict"]), "bins": raw["bins"].clone()}
+
+
+def test_legacy_pt_files_load_the_same(tmp_path: Path) -> None:
+    new = tmp_path / "model.pt"
+    model = _save_eccv16(new)
+    old = tmp_path / "old.pt"
+    torch.save(_legacy_payload(new), old)
+    assert old.read_bytes()[:2] == b"PK"  # a real PyTorch zip file
+    lum = torch.rand(1, 1, 32, 32) * 100
+    with torch.no_grad():
+        ref = model(lum)
+    for path in (new, old):
+        loaded = load_model(path, device="cpu")
+        assert (loaded.arch, loaded.temperature, loaded.meta["step"]) == ("eccv16", 0.5, 123)
+        torch.testing.assert_close(loaded.model(lum), ref, rtol=0, atol=0)
+    # and copy_model converts an old file into a safetensors one
+    copy_model(old, tmp_path / "new.safetensors", half=False)
+    assert (tmp_path / "new.safetensors").read_bytes()[8:9] == b"{"
+    torch.testing.assert_close(
+        load_model(tmp_path / "new.safetensors", "cpu").model(lum), ref, rtol=0, atol=0
+    )
+
+
+@pytest.mark.parametrize("cut", [4, 40, 0.5, -1])
+def test_truncated_safetensors_is_one_line(tmp_path: Path, cut: float) -> None:
+    good = tmp_path / "good.pt"
+    _save_eccv16(good)
+    data = good.read_bytes()
+    bad = tmp_path / "cut.pt"
+    bad.write_bytes(data[: int(len(data) * cut)] if isinstance(cut, float) else data[:cut])
+    with pytest.raises(BadWeights) as info:
+        load_model(bad, device="cpu")
+    msg = _one_line(info)
+    assert str(bad) in msg and ("truncated" in msg or "not a model file" in msg), msg
+
+
+def test_corrupt_safetensors_header_and_metadata(tmp_path: Path) -> None:
+    good = tmp_path / "good.pt"
+    _save_eccv16(good)
+    data = bytearray(good.read_bytes())
+    n = int.from_bytes(data[:8], "little")
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(bytes(data[:8]) + b"{" + b"x" * (n - 1) + bytes(data[8 + n :]))
+    with pytest.raises(BadWeights, match="corrupt safetensors header") as info:
+        load_model(broken)
+    _one_line(info)
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "meta.pt"), metadata={"colorcli": "{oops"})
+    with pytest.raises(BadWeights, match="corrupt colorcli metadata"):
+        load_model(tmp_path / "meta.pt")
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "bare.safetensors"))
+    with pytest.raises(BadWeights, match="not a colorcli model file"):
+        load_model(tmp_path / "bare.safetensors")
+
+
+def test_wrong_files_get_a_plain_reason(tmp_path: Path) -> None:
+    """Issue 13: no stray numbers, no 'could run code' for garbage, no torch internals."""
+    cases: dict[str, tuple[bytes | None, str]] = {
+        "notes.pt": (b"hello, I am not a model\n", "not a model file: a text file"),
+        "random.pt": (
+            bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+            "not a model file: unrecognised content",
+        ),
+        "empty.pt": (b"", "not a model file: an empty file"),
+    }
+    for name, (data, expected) in cases.items():
+        p = tmp_path / name
+        p.write_bytes(data or b"")
+        with pytest.raises(BadWeights, match=expected) as info:
+            load_model(p)
+        msg = _one_line(info)
+        assert "could run code" not in msg and not any(c.isdigit() for c in msg.split(":")[-1])
+    # pickle-looking garbage is called corrupt, not dangerous
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x80\x02" + bytes(range(256)) * 4)
+    with pytest.raises(BadWeights, match="corrupt PyTorch file") as info:
+        load_model(garbage)
+    assert "could run code" not in _one_line(info)
+    np.savez(tmp_path / "arrays.npz", x=np.zeros(3))
+    with pytest.raises(
+        BadWeights, match=r"zip archive \(e\.g\. NumPy \.npz\) holding x\.npy"
+    ) as info:
+        load_model(tmp_path / "arrays.npz")
+    assert "inline_container" not in _one_line(info) and "enforce" not in _one_line(info)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"format": "colorcli-resume", "version": 1, "step": 3}, run / "resume.pt")
+    with pytest.raises(BadWeights, match="resume file") as info:
+        load_model(run / "resume.pt")
+    assert f"use {run / 'model.pt'}" in _one_line(info)
+    torch.save({"format": "colorcli-critic", "version": 1}, tmp_path / "critic.pt")
+    with pytest.raises(BadWeights, match="a critic file, not a colorizer"):
+        load_model(tmp_path / "critic.pt")
+    _save_eccv16(run / "model.pt")
+    with pytest.raises(BadWeights, match="is a folder") as info:
+        load_model(run)
+    assert str(run / "model.pt") in _one_line(info)
+
+
+def test_cli_model_file_errors(tmp_path: Path) -> None:
+    """The CLI renders each as one line; a missing --model path is a usage error (exit 2)."""
+    from typer.testing import CliRunner
+
+    from colorcli.cli import app
+
+    photo = repo_root() / "examples" / "chelsea_gray.jpg"
+    text = tmp_path / "notes.pt"
+    text.write_text("not a model\n")
+    runner = CliRunner()
+    for model, code, expected in (
+        (tmp_path / "missing.pt", 2, "no such file"),
+        (text, 1, "a text file"),
+    ):
+        res = runner.invoke(
+            app, ["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(model)]
+        )
+        assert res.exit_code == code, res.output
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert any(expected in ln and str(model) in ln for ln in lines), res.output
+        assert "Traceback" not in res.output
 
 
 def test_save_refuses_non_plain_config(tmp_path: Path) -> None:
@@ -264,7 +400,8 @@ def test_save_refuses_non_plain_config(tmp_path: Path) -> None:
 
 def test_default_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COLORCLI_WEIGHTS", raising=False)
-    assert default_model_path() == repo_root() / "weights" / DEFAULT_WEIGHTS_NAME
+    assert default_model_path().parent == repo_root() / "weights"
+    assert default_model_path().name in (DEFAULT_WEIGHTS_NAME, LEGACY_WEIGHTS_NAME)
     assert (repo_root() / "colorcli" / "checkpoint.py").is_file()
     monkeypatch.setenv("COLORCLI_WEIGHTS", str(tmp_path / "missing.pt"))
     for spec in (None, "default"):
@@ -273,6 +410,27 @@ def test_default_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert "--model" in _one_line(info)
     _save_eccv16(tmp_path / "missing.pt")
     assert load_model(None, device="cpu").arch == "eccv16"
+
+
+def test_default_lookup_prefers_safetensors_and_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import colorcli.checkpoint as ck
+
+    monkeypatch.delenv("COLORCLI_WEIGHTS", raising=False)
+    packaged, checkout = tmp_path / "pkg", tmp_path / "weights"
+    packaged.mkdir()
+    checkout.mkdir()
+    monkeypatch.setattr(ck, "weights_dirs", lambda: [packaged, checkout])
+    assert default_model_path() == checkout / DEFAULT_WEIGHTS_NAME  # none yet: where it goes
+    (checkout / LEGACY_WEIGHTS_NAME).write_bytes(b"x")
+    assert default_model_path() == checkout / LEGACY_WEIGHTS_NAME  # an old .pt still found
+    (checkout / DEFAULT_WEIGHTS_NAME).write_bytes(b"x")
+    assert default_model_path() == checkout / DEFAULT_WEIGHTS_NAME  # safetensors first
+    (packaged / LEGACY_WEIGHTS_NAME).write_bytes(b"x")
+    assert default_model_path() == packaged / LEGACY_WEIGHTS_NAME  # the installed copy first
+    monkeypatch.setenv("COLORCLI_WEIGHTS", str(tmp_path / "mine.pt"))
+    assert default_model_path() == tmp_path / "mine.pt"
 
 
 def _fill_hub_cache(cache: Path, repo_id: str, filename: str, source: Path) -> str:

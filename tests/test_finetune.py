@@ -596,7 +596,7 @@ def test_cli_finetune_resume_and_errors(
 
     new = ["train", str(photos), "--out", str(tmp_path / "x")]
     cases = [
-        ([*new, "--finetune", col, "--hard-mining", str(tmp_path / "no.pt")], 1, "no such file"),
+        ([*new, "--finetune", col, "--hard-mining", str(tmp_path / "no.pt")], 2, "no such file"),
         ([*new, "--finetune", crit], 2, "is a critic, not a colorizer"),
         ([*new, "--finetune", col, "--hard-mining", col], 2, "not a critic"),
         ([*new, "--finetune", col, "--arch", "unet"], 2, "--arch unet contradicts"),
