@@ -9,6 +9,9 @@ and ``read_image``, which keeps everything needed to write a faithful output: na
 (8 or 16 bits; Pillow cannot hold 16-bit RGB, so 16-bit PNG/TIFF are decoded with OpenCV),
 alpha, format, EXIF and ICC profile. ``write_image`` writes through a hidden temporary file in
 the destination folder and ``os.replace``, so a reader never sees a partial file.
+
+Over 500 lines on purpose: every per-format rule of reading and writing (guard, orientation,
+depth, metadata, the output record) lives in this one place so that no caller re-learns them.
 """
 
 from __future__ import annotations
@@ -28,14 +31,26 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from colorcli import fsutil
 from colorcli.errors import BadImage, ColorcliError, UsageError
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dib"}
-)
+
+def _readable_extensions() -> frozenset[str]:
+    from PIL import features
+
+    exts = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".dib", ".gif"}
+    if features.check("webp"):
+        exts.add(".webp")
+    if features.check("jpg_2000"):
+        exts.update({".jp2", ".j2k", ".jpx"})
+    return frozenset(exts)
+
+
+#: Every extension found by folder scans and globs: the formats this Pillow build decodes (GIF
+#: and animations give their first frame). Explicitly named files are tried whatever their name.
+IMAGE_EXTENSIONS = _readable_extensions()
 
 
 def is_image_path(path: Path) -> bool:
@@ -43,14 +58,19 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def iter_folder_images(folder: Path) -> Iterator[Path]:
-    """Image files below ``folder`` (recursive, sorted, hidden files and folders skipped)."""
+def iter_folder_images(folder: Path, ignored: list[Path] | None = None) -> Iterator[Path]:
+    """Image files below ``folder`` (recursive, sorted, hidden files and folders skipped).
+
+    Other (non-hidden) files are appended to ``ignored`` when a list is given.
+    """
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts):
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
             continue
-        if p.is_file() and is_image_path(p):
+        if is_image_path(p):
             yield p
+        elif ignored is not None:
+            ignored.append(p)
 
 
 def _glob_base(pattern: str) -> Path:
@@ -64,18 +84,21 @@ def _glob_base(pattern: str) -> Path:
     return Path(*base) if base else Path(".")
 
 
-def find_images_with_roots(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
+def find_images_with_roots(
+    inputs: Iterable[str | Path], ignored: list[Path] | None = None
+) -> list[tuple[Path, Path]]:
     """Like ``find_images`` but each file comes with its path relative to the input it came from.
 
     A folder argument gives paths relative to that folder (``photos/a/b.jpg`` from ``photos`` ->
     ``a/b.jpg``), a glob gives paths relative to its non-magic leading folder, an explicit file
     gives its bare name. Writers use this to keep the sub-folder layout in an output folder.
+    Files of folders that are not images (by extension) are appended to ``ignored`` if given.
     """
     seen: dict[Path, Path] = {}
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            for f in iter_folder_images(p):
+            for f in iter_folder_images(p, ignored):
                 seen.setdefault(f, f.relative_to(p))
         elif p.is_file():
             seen.setdefault(p, Path(p.name))
@@ -85,7 +108,7 @@ def find_images_with_roots(inputs: Iterable[str | Path]) -> list[tuple[Path, Pat
             files = [m for m in matches if m.is_file() and is_image_path(m)]
             for m in matches:
                 if m.is_dir():
-                    files.extend(iter_folder_images(m))
+                    files.extend(iter_folder_images(m, ignored))
             if not files:
                 raise UsageError(f"{item}: no image files match this pattern")
             for f in files:
@@ -271,11 +294,19 @@ FORMAT_EXTENSIONS: dict[str, str] = {
     "TIFF": ".tif",
     "WEBP": ".webp",
     "BMP": ".bmp",
+    "JPEG2000": ".jp2",
 }
+#: Readable formats that are not written: their outputs are PNG (a GIF's 256-colour palette
+#: would throw the colorized result away).
+WRITE_INSTEAD: dict[str, str] = {".gif": ".png"}
 _EXTENSION_FORMATS: dict[str, str] = {
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
     ".jpe": "JPEG",
+    ".jfif": "JPEG",
+    ".jp2": "JPEG2000",
+    ".j2k": "JPEG2000",
+    ".jpx": "JPEG2000",
     ".png": "PNG",
     ".tif": "TIFF",
     ".tiff": "TIFF",
@@ -329,6 +360,7 @@ class DecodedImage:
     exif: bytes | None = None
     icc_profile: bytes | None = None
     save_options: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what reading dropped (other frames...)
 
     @property
     def height(self) -> int:
@@ -400,11 +432,34 @@ def _orientation(raw: Image.Image) -> int:
         return 1
 
 
+def _png_colour_chunks(info: dict[Any, Any]) -> list[tuple[bytes, bytes]]:
+    """A PNG's cHRM, gAMA and sRGB chunks (payloads rebuilt exactly from Pillow's parsed values),
+    so that outputs describe their colours as the input did."""
+    chunks: list[tuple[bytes, bytes]] = []
+    try:
+        chroma = info.get("chromaticity")
+        if chroma is not None and len(chroma) == 8:
+            chunks.append((b"cHRM", struct.pack(">8I", *(round(v * 100000) for v in chroma))))
+        gamma = info.get("gamma")
+        if gamma is not None:
+            chunks.append((b"gAMA", struct.pack(">I", round(gamma * 100000))))
+        intent = info.get("srgb")
+        if intent is not None:
+            chunks.append((b"sRGB", bytes([int(intent)])))
+    except (TypeError, ValueError, struct.error):  # a malformed chunk is dropped, not fatal
+        return []
+    return chunks
+
+
 def _save_options(raw: Image.Image) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     dpi = raw.info.get("dpi")
     if dpi is not None:
         opts["dpi"] = dpi
+    if raw.format == "PNG":
+        chunks = _png_colour_chunks(raw.info)
+        if chunks:
+            opts["png_chunks"] = chunks
     if raw.format == "TIFF":
         comp = raw.info.get("compression")
         opts["compression"] = comp if comp in _TIFF_WRITABLE_COMPRESSION else "tiff_lzw"
@@ -492,6 +547,19 @@ def _pil_to_arrays(img: Image.Image, icc: bytes | None) -> tuple[np.ndarray, np.
     return np.asarray(img), None
 
 
+def _frame_notes(raw: Image.Image) -> list[str]:
+    """A note when an animation (GIF, APNG, WebP) or a multi-page TIFF has more than the one
+    frame that is read. MPO (camera JPEGs with a preview frame) says nothing."""
+    try:
+        n = int(getattr(raw, "n_frames", 1))
+    except Exception:
+        return []
+    if n <= 1 or raw.format == "MPO":
+        return []
+    what = "pages" if raw.format == "TIFF" else "frames"
+    return [f"only the first of {n} {what} was used (the other {n - 1} were dropped)"]
+
+
 def read_image(path: str | Path, max_pixels: int | None = None) -> DecodedImage:
     """Decode ``path`` upright (EXIF orientation applied) at its native bit depth.
 
@@ -511,6 +579,7 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> DecodedImage:
             exif = _exif_bytes(raw)
             opts = _save_options(raw)
             mode = raw.mode
+            notes = _frame_notes(raw)
             if high_depth:
                 orientation = _orientation(raw)
                 pixels, alpha = _decode_high_depth(path)
@@ -534,6 +603,7 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> DecodedImage:
         exif=exif,
         icc_profile=icc if isinstance(icc, bytes) and icc else None,
         save_options=opts,
+        notes=notes,
     )
 
 
@@ -614,16 +684,70 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
 
 
-def _png_add_metadata(data: bytes, exif: bytes | None, icc: bytes | None) -> bytes:
-    """Insert iCCP and eXIf chunks right after IHDR of an encoded PNG (OpenCV writes neither)."""
+def _png_add_metadata(
+    data: bytes,
+    exif: bytes | None,
+    icc: bytes | None,
+    chunks: Iterable[tuple[bytes, bytes]] = (),
+    record: str | None = None,
+) -> bytes:
+    """Insert colour (cHRM/gAMA/sRGB), iCCP, eXIf and the record's tEXt chunks right after IHDR
+    of an encoded PNG (OpenCV writes none of them). sRGB is left out beside an ICC profile, as
+    the PNG specification asks (and Pillow does)."""
     ihdr_end = 8 + 8 + 13 + 4
-    extra = b""
+    extra = b"".join(_png_chunk(k, v) for k, v in chunks if not (icc and k == b"sRGB"))
     if icc:
         extra += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
     if exif:
         raw_exif = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
         extra += _png_chunk(b"eXIf", raw_exif)
+    if record is not None:
+        extra += _png_chunk(b"tEXt", RECORD_KEY.encode() + b"\x00" + record.encode("latin-1"))
     return data[:ihdr_end] + extra + data[ihdr_end:]
+
+
+# The record: what made an output (model and settings, a short ASCII JSON string), so that a
+# rerun can tell its own outputs from ones made otherwise. PNG: a tEXt chunk "colorcli"; JPEG
+# and WebP: the EXIF UserComment; BMP, JPEG 2000 and TIFF (libtiff cannot write an EXIF
+# sub-IFD beside its compression, 16-bit TIFF goes through OpenCV): a hidden sidecar file
+# ``.NAME.colorcli.json`` beside the output.
+RECORD_KEY = "colorcli"
+_USER_COMMENT = 0x9286
+_ASCII_PREFIX = b"ASCII\x00\x00\x00"
+_EXIF_RECORD_FORMATS = frozenset({"JPEG", "WEBP"})
+
+
+def record_sidecar(path: Path) -> Path:
+    """The hidden file holding the record of an output whose format has no metadata."""
+    return path.with_name(f".{path.name}.{RECORD_KEY}.json")
+
+
+def _exif_with_record(exif: bytes | None, record: str) -> bytes:
+    kept = Image.Exif()
+    if exif:
+        kept.load(exif)
+    kept.get_ifd(ExifTags.IFD.Exif)[_USER_COMMENT] = _ASCII_PREFIX + record.encode("ascii")
+    return kept.tobytes()
+
+
+def read_record(path: str | Path) -> str | None:
+    """The record ``write_image`` stored with ``path``, or None (none, or unreadable)."""
+    path = Path(path)
+    try:
+        with _open_header(path) as im:
+            text = im.info.get(RECORD_KEY)
+            if isinstance(text, str):
+                return text
+            if im.format in _EXIF_RECORD_FORMATS:
+                raw = im.getexif().get_ifd(ExifTags.IFD.Exif).get(_USER_COMMENT)
+                if isinstance(raw, bytes) and raw.startswith(_ASCII_PREFIX):
+                    return raw[len(_ASCII_PREFIX) :].decode("ascii", errors="replace")
+    except Exception:  # an unreadable output has no record; planning treats it as made otherwise
+        pass
+    try:
+        return record_sidecar(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def write_image(
@@ -636,13 +760,16 @@ def write_image(
     exif: bytes | None = None,
     icc_profile: bytes | None = None,
     save_options: dict[str, Any] | None = None,
+    record: str | None = None,
 ) -> list[str]:
     """Write ``(H, W, 3)`` RGB or ``(H, W)`` gray pixels (uint8 or uint16) atomically.
 
     ``format`` is a Pillow format name (default: from the extension). 16-bit stays 16-bit in PNG
     and TIFF (through OpenCV; PNG also gets the EXIF and ICC chunks); other formats get 8 bits.
     Alpha is kept except in JPEG. Only RGB ICC profiles are attached (a source's CMYK or gray
-    profile would be wrong for RGB pixels). Returns notes on anything that could not be kept.
+    profile would be wrong for RGB pixels); a PNG source's cHRM/gAMA/sRGB chunks (in
+    ``save_options["png_chunks"]``) go into PNG outputs. ``record`` (ASCII) is stored as described
+    at ``RECORD_KEY`` and read back by ``read_record``. Returns notes on anything not kept.
     """
     path = Path(path)
     fmt = (format or format_for_path(path)).upper()
@@ -659,11 +786,18 @@ def write_image(
     want_icc = pixels.ndim == 3 and icc_color_space(icc_profile) == "RGB"
     icc = icc_profile if want_icc else None
     opts = dict(save_options or {})
+    png_chunks: list[tuple[bytes, bytes]] = list(opts.pop("png_chunks", []) or [])
+    sidecar = fmt in ("BMP", "JPEG2000", "TIFF")
+    if record is not None and fmt in _EXIF_RECORD_FORMATS and not sidecar:
+        exif = _exif_with_record(exif, record)
+    if record is not None and sidecar:  # before the image: an output never lacks its record
+        text = record
+        fsutil.atomic_write(record_sidecar(path), lambda tmp: tmp.write_text(text, "utf-8"))
 
     if pixels.dtype == np.uint16:
         data = _encode_high_depth(pixels, alpha, fmt, opts)
         if fmt == "PNG":
-            data = _png_add_metadata(data, exif, icc)
+            data = _png_add_metadata(data, exif, icc, png_chunks, record)
         elif exif or icc:
             notes.append("EXIF/ICC not written (16-bit TIFF is written with OpenCV)")
 
@@ -688,17 +822,26 @@ def write_image(
                 kwargs["exif"] = exif
             if icc:
                 kwargs["icc_profile"] = icc
+        if fmt == "PNG" and (png_chunks or record is not None):
+            info = PngImagePlugin.PngInfo()
+            for kind, payload in png_chunks:
+                info.add(kind, payload)
+            if record is not None:
+                info.add_text(RECORD_KEY, record)
+            kwargs["pnginfo"] = info
         if "dpi" in opts and fmt in ("JPEG", "PNG", "TIFF", "BMP"):
             kwargs["dpi"] = opts["dpi"]
         if fmt == "TIFF":
             kwargs["compression"] = opts.get("compression", "tiff_lzw")
-        if fmt == "BMP" and (exif or icc):
-            notes.append("EXIF/ICC not written (BMP cannot hold them)")
+        if fmt in ("BMP", "JPEG2000") and (exif or icc):
+            notes.append(f"EXIF/ICC not written ({fmt} output)")
 
         def write(tmp: Path) -> None:
             img.save(tmp, format=fmt, **kwargs)
 
     atomic_write(path, write)
+    if record is not None and not sidecar:
+        record_sidecar(path).unlink(missing_ok=True)  # one left by an earlier run in another format
     return notes
 
 

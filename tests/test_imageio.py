@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 from colorcli import imageio
 from colorcli.errors import BadImage, UsageError
@@ -401,3 +401,83 @@ def test_bomb_guard_explicit_limit_and_formats(tmp_path: Path) -> None:
     with pytest.raises(BadImage, match="not an image"):
         (tmp_path / "x.png").write_bytes(b"\x89PNG not really")
         read_image(tmp_path / "x.png")
+
+
+# ------------------------------------------------------- formats, frames, colour chunks, record
+
+
+def test_extensions_scanned_and_frames(tmp_path: Path) -> None:
+    frames = [Image.fromarray(_rgb(20, 30)) for _ in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    Image.fromarray(_rgb(20, 30)).save(tmp_path / "b.jfif", format="JPEG")
+    Image.fromarray(_rgb(20, 30)).save(tmp_path / "c.jp2")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / ".hidden.png").write_bytes(b"")
+    ignored: list[Path] = []
+    found = [p.name for p, _ in find_images_with_roots([tmp_path], ignored)]
+    assert found == ["anim.gif", "b.jfif", "c.jp2"] and ignored == [tmp_path / "notes.txt"]
+    gif = read_image(tmp_path / "anim.gif")
+    assert gif.pixels.shape == (20, 30, 3) and gif.notes == [
+        "only the first of 3 frames was used (the other 2 were dropped)"
+    ]
+    assert (
+        read_image(tmp_path / "b.jfif").format == "JPEG"
+        and not read_image(tmp_path / "b.jfif").notes
+    )
+    assert read_image(tmp_path / "c.jp2").pixels.shape == (20, 30, 3)
+    assert imageio.format_for_extension(".JFIF") == "JPEG"
+    assert imageio.format_for_extension(".jp2") == "JPEG2000"
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_png_colour_chunks_kept(tmp_path: Path, depth: int) -> None:
+    src = tmp_path / "src.png"
+    info = PngImagePlugin.PngInfo()
+    chrm = struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)
+    info.add(b"cHRM", chrm)
+    info.add(b"gAMA", struct.pack(">I", 45455))
+    info.add(b"sRGB", b"\x00")
+    Image.fromarray(_rgb(12, 16)).save(src, pnginfo=info)
+    dec = read_image(src)
+    pixels = dec.pixels if depth == 8 else dec.pixels.astype(np.uint16) * 257
+    write_image(tmp_path / "out.png", pixels, save_options=dec.save_options)
+    with Image.open(tmp_path / "out.png") as out:
+        assert out.info["gamma"] == pytest.approx(0.45455)
+        assert out.info["srgb"] == 0
+        assert out.info["chromaticity"] == pytest.approx(
+            (0.3127, 0.329, 0.64, 0.33, 0.3, 0.6, 0.15, 0.06)
+        )
+    write_image(tmp_path / "out.jpg", dec.pixels, save_options=dec.save_options)  # dropped quietly
+
+
+@pytest.mark.parametrize(
+    ("name", "depth"),
+    [
+        ("a.png", 8),
+        ("a.png", 16),
+        ("a.jpg", 8),
+        ("a.webp", 8),
+        ("a.tif", 8),
+        ("a.tif", 16),
+        ("a.bmp", 8),
+        ("a.jp2", 8),
+    ],
+)
+def test_record_roundtrip(tmp_path: Path, name: str, depth: int) -> None:
+    rgb = _rgb(10, 12) if depth == 8 else _rgb(10, 12).astype(np.uint16) * 257
+    path = tmp_path / name
+    assert imageio.read_record(path) is None
+    exif = Image.Exif()
+    exif[0x010F] = "Maker"
+    record = '{"model": "default", "saturation": 1.5}'
+    write_image(path, rgb, record=record, exif=exif.tobytes())
+    assert imageio.read_record(path) == record
+    sidecar = imageio.record_sidecar(path)
+    assert sidecar.exists() == (name in ("a.bmp", "a.jp2", "a.tif"))
+    if name in ("a.jpg", "a.webp"):
+        with Image.open(path) as im:
+            assert im.getexif()[0x010F] == "Maker"  # the source's EXIF is kept beside the record
+    write_image(path, rgb)  # rewritten without a record (e.g. by an older version)
+    if not sidecar.exists():
+        assert imageio.read_record(path) is None
+    assert [p.name for p, _ in find_images_with_roots([tmp_path])] == [name]  # sidecar is hidden
