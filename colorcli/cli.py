@@ -10,7 +10,17 @@ from typing import Annotated
 import typer
 
 from colorcli import __version__
-from colorcli.commands import build_bins, colorize, evaluate, rebalance, train, train_critic, turing
+from colorcli.commands import (
+    build_bins,
+    colorize,
+    evaluate,
+    info,
+    push,
+    rebalance,
+    train,
+    train_critic,
+    turing,
+)
 
 app = typer.Typer(
     name="colorcli",
@@ -52,6 +62,9 @@ app.command("train")(train.command)
 app.command("train-critic")(train_critic.command)
 app.command("eval")(evaluate.command)
 app.command("colorize")(colorize.command)
+app.command("info")(info.command)
+app.command("models")(info.models_command)
+app.command("push")(push.command)
 app.add_typer(turing.app, name="turing")
 
 

@@ -1,4 +1,5 @@
-"""A name -> model-class registry: ``register_model``, ``create_model``, ``list_models``.
+"""A name -> model-class registry: ``register_model``, ``create_model``, ``list_models``,
+``model_summary`` (the class docstring's first line, for ``colorcli models``).
 
 Every registered class carries a class attribute ``kind``: ``"classification"`` (returns bin
 logits), ``"regression"`` (returns ab in unit scale through tanh) or ``"discriminator"``.
@@ -40,6 +41,13 @@ def register_model(name: str) -> Callable[[M], M]:
 def list_models(kind: str | None = None) -> list[str]:
     """Registered model names, sorted; only those of ``kind`` when given."""
     return sorted(n for n, c in _REGISTRY.items() if kind is None or c.kind == kind)  # type: ignore[attr-defined]
+
+
+def model_summary(name: str) -> str:
+    """The first line (paragraph, when it wraps) of the docstring of the class registered as
+    ``name``, as one line; "" without a docstring."""
+    doc = (inspect.getdoc(model_class(name)) or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())
 
 
 def model_class(name: str) -> type[nn.Module]:
