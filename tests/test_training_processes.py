@@ -52,13 +52,20 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_two_process_gloo_ddp(photos: Path, tmp_path: Path) -> None:
+ARCHS = {
+    "eccv16": ["--arch", "eccv16"],
+    "effnet-unet": ["--arch", "effnet-unet", "--no-pretrained"],
+}
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_two_process_gloo_ddp(photos: Path, tmp_path: Path, arch: str) -> None:
     out = tmp_path / "run"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
         "--master_port", str(29500 + os.getpid() % 1000),
         "-m", "colorcli", "train", str(photos), "--out", str(out),
-        "--steps", "3", "--val-every", "3", "--save-every", "3", *TINY_ARGS,
+        "--steps", "3", "--val-every", "3", "--save-every", "3", *TINY_ARGS, *ARCHS[arch],
     ]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=240)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
@@ -69,14 +76,17 @@ def test_two_process_gloo_ddp(photos: Path, tmp_path: Path) -> None:
     recs = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in recs if r["kind"] == "train"] == [1, 2, 3]
     loaded = checkpoint.load_model(out / "model.pt", "cpu")
+    assert loaded.arch == arch
     assert loaded.predict_ab(torch.full((1, 1, 32, 32), 40.0)).shape == (1, 2, 32, 32)
 
 
-def test_sigkill_then_resume(photos: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_sigkill_then_resume(photos: Path, tmp_path: Path, arch: str) -> None:
     out = tmp_path / "run"
     cmd = [
         sys.executable, "-m", "colorcli", "train", str(photos), "--out", str(out),
         "--steps", "100000", "--save-every", "2", "--val-every", "1000", *TINY_ARGS,
+        *ARCHS[arch],
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(), text=True
