@@ -162,11 +162,13 @@ def copy_model(
     decode: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Rewrite the colorcli model file ``src`` as ``dst`` (atomically): ``half`` storage, ``decode``
+    """Rewrite the colorcli model file ``src`` (a path, ``hf://...`` or ``default``) as the
+    safetensors file ``dst`` (atomically): ``half`` storage, ``decode``
     settings merged over the file's own, ``metrics`` in place of its metrics when given. Every
     other field (architecture, bins, input size, training config, step) is kept."""
-    loaded = load_model(src, device="cpu")
-    raw = _read(Path(src))
+    path = resolve_model_spec(src)  # a path, hf://... or "default"
+    loaded = load_model(path, device="cpu")
+    raw = read_model_file(path)
     return save_model(
         dst,
         loaded.model,

@@ -268,6 +268,12 @@ def test_legacy_pt_files_load_the_same(tmp_path: Path) -> None:
         loaded = load_model(path, device="cpu")
         assert (loaded.arch, loaded.temperature, loaded.meta["step"]) == ("eccv16", 0.5, 123)
         torch.testing.assert_close(loaded.model(lum), ref, rtol=0, atol=0)
+    data = old.read_bytes()
+    for cut in (len(data) // 2, len(data) - 30):  # a truncated .pt is one line too
+        (tmp_path / "cut.pt").write_bytes(data[:cut])
+        with pytest.raises(BadWeights, match="truncated or corrupt PyTorch file") as info:
+            load_model(tmp_path / "cut.pt")
+        _one_line(info)
     # and copy_model converts an old file into a safetensors one
     copy_model(old, tmp_path / "new.safetensors", half=False)
     assert (tmp_path / "new.safetensors").read_bytes()[8:9] == b"{"
@@ -410,6 +416,8 @@ def test_default_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert "--model" in _one_line(info)
     _save_eccv16(tmp_path / "missing.pt")
     assert load_model(None, device="cpu").arch == "eccv16"
+    copy_model("default", tmp_path / "copy.safetensors")  # specs, not only paths
+    assert load_model(tmp_path / "copy.safetensors", "cpu").meta["step"] == 123
 
 
 def test_default_lookup_prefers_safetensors_and_the_package(
