@@ -583,6 +583,8 @@ class ColorizeConfig:
     max_pixels: int | None = None
     half: bool | None = None
     settings: ColorSettings = field(default_factory=ColorSettings)
+    #: ``(i, n)``: plan only the i-th of n interleaved parts of the file list (``parse_shard``).
+    shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -595,6 +597,8 @@ class ColorizeConfig:
             raise UsageError(f"--quality must be between 1 and 100, got {self.quality}")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise UsageError(f"--max-pixels must be positive, got {self.max_pixels}")
+        if self.shard is not None and not 0 <= self.shard[0] < self.shard[1]:
+            raise UsageError(f"--shard I/N needs 0 <= I < N, got {self.shard[0]}/{self.shard[1]}")
 
 
 Status = Literal["todo", "done", "skipped", "failed"]
@@ -652,6 +656,16 @@ def compare_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.compare.jpg")
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` (``--shard``) -> ``(I, N)``; None stays None; UsageError otherwise."""
+    if text is None:
+        return None
+    i, sep, n = text.partition("/")
+    if not (sep and i.strip().isdigit() and n.strip().isdigit()):
+        raise UsageError(f"--shard takes I/N (e.g. 0/4: the first of 4 parts), got {text!r}")
+    return int(i), int(n)
+
+
 def plan_colorize(config: ColorizeConfig) -> Plan:
     """Expand the inputs and decide each output path and whether it is skipped.
 
@@ -699,6 +713,8 @@ def plan_colorize(config: ColorizeConfig) -> Plan:
             f"every input is inside the output folder {out_dir} (outputs would replace them); "
             "choose another folder with -o"
         )
+    if config.shard is not None:  # every n-th file of the sorted list: the same split each run
+        jobs = jobs[config.shard[0] :: config.shard[1]]
     removed = imageio.clean_temp_files(out_dir)
     return Plan(jobs, out_dir, excluded, removed)
 

@@ -184,8 +184,17 @@ def command(
             show_default=False,
         ),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="I/N: colorize only part I of N (I from 0) of the planned files, every N-th "
+            "of the sorted list: N processes or cluster array jobs with the same inputs and -o "
+            "share the work, each file done once.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    from colorcli.colorize import ColorizeConfig, ColorSettings
+    from colorcli.colorize import ColorizeConfig, ColorSettings, parse_shard
 
     settings = ColorSettings(
         size=size,
@@ -211,6 +220,7 @@ def command(
         max_pixels=max_pixels,
         half=half,
         settings=settings,
+        shard=parse_shard(shard),
     )
     summary = _run(config)
     _render(summary, config)
