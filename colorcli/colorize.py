@@ -26,6 +26,7 @@ input and never raises for a bad file.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -40,8 +41,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from colorcli import imageio
-from colorcli.errors import ColorcliError, UsageError
+from colorcli import fsutil, imageio
+from colorcli.errors import ColorcliError, EmptyDataset, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -52,8 +53,16 @@ LegacyMode = Literal["auto", "on", "off"]
 #: CLAHE tile grid (tiles across x down): 8x8 as in OpenCV's examples and most photo tools.
 CLAHE_TILES = (8, 8)
 #: Auto legacy detection: a colour file counts as a tinted monochrome scan when its ab is a
-#: function of L within this many ab units (RMS, on a small thumbnail).
-TINT_RESIDUAL_MAX = 2.0
+#: function of L up to local deviations of at most this many ab units (90th percentile of the
+#: deviation from the per-L median, smoothed over a few thumbnail pixels). On the 12 photos of
+#: data/legacy, the four monochrome prints score 0.3-2.4 and the eight colour prints 4.0-14.
+TINT_RESIDUAL_MAX = 3.1
+#: ... and when at most this share of its pixels (in %) has a clear colour (chroma > 5) whose hue
+#: is over 35 degrees away from the dominant hue: a small red flower or a blue sky in a brown
+#: scene is colour, however little of the picture it covers.
+TINT_OFF_HUE_MAX = 0.5
+#: Thumbnail side, L bands and smoothing (thumbnail pixels) of that test.
+_TINT_SIDE, _TINT_BANDS, _TINT_SIGMA = 128, 32, 3.0
 #: The side-by-side comparison image is scaled so that its longer side is at most this.
 COMPARE_MAX_SIDE = 2048
 #: Pixels per row strip in the full-size colour conversions (bounds the float32 temporaries).
@@ -263,22 +272,35 @@ def detect_legacy(pixels: np.ndarray) -> str | None:
     """Why ``pixels`` look like a monochrome scan ("grayscale", "tinted"), or None for colour.
 
     Grayscale files are monochrome by definition. A colour file is a tinted monochrome print
-    (sepia, selenium, cyanotype, or a gray scan saved as RGB) when its ab is a function of its L:
-    on a 128-pixel thumbnail, the RMS spread of ab within 16 L bands is under
-    ``TINT_RESIDUAL_MAX``. Stained or hand-tinted scans are not caught: use ``--legacy``.
+    (sepia, selenium, cyanotype, or a gray scan saved as RGB) when its ab is a function of its L.
+    On a 128-pixel thumbnail, each pixel's ab is compared with the median ab of its L band (32
+    bands); the deviations are smoothed (Gaussian, sigma 3 pixels), which removes grain, JPEG
+    noise, thin scratches and dust but keeps coloured regions (a blue dress beside green leaves
+    of the same lightness), and the 90th percentile of their size must stay under
+    ``TINT_RESIDUAL_MAX``; and at most ``TINT_OFF_HUE_MAX`` % of the pixels may have a clear
+    colour of another hue than the dominant one. Stained or hand-tinted scans are not caught:
+    use ``--legacy``. A colour photo of a one-hue scene (a tan animal on dry grass) can pass
+    for a tinted print.
     """
     if pixels.ndim == 2:
         return "grayscale"
-    lab = _small_lab(_to_float_rgb(_thumbnail(pixels, 128))).reshape(-1, 3)
-    band = np.clip((lab[:, 0] / 100.0 * 16).astype(np.int64), 0, 15)
-    spread = 0.0
+    lab = _small_lab(_to_float_rgb(_thumbnail(pixels, _TINT_SIDE)))
+    lum, ab = lab[..., 0], lab[..., 1:]
+    band = np.clip((lum / 100.0 * _TINT_BANDS).astype(np.int64), 0, _TINT_BANDS - 1)
+    dev = np.empty_like(ab)
     for k in np.unique(band):
-        ab = lab[band == k, 1:]
-        spread += float(((ab - ab.mean(axis=0)) ** 2).sum())
-    residual = (spread / len(lab)) ** 0.5
-    if residual >= TINT_RESIDUAL_MAX:
+        inside = band == k
+        dev[inside] = ab[inside] - np.median(ab[inside], axis=0)
+    sigma = _TINT_SIGMA * max(lab.shape[:2]) / _TINT_SIDE
+    smooth = cv2.GaussianBlur(dev.astype(np.float32), (0, 0), sigma)
+    if float(np.percentile(np.hypot(smooth[..., 0], smooth[..., 1]), 90)) >= TINT_RESIDUAL_MAX:
         return None
-    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    chroma = np.hypot(ab[..., 0], ab[..., 1])
+    z = (ab[..., 0] + 1j * ab[..., 1])[chroma > 5.0]
+    if z.size:
+        off_hue = np.abs(np.angle(z * np.exp(-1j * np.angle(z.sum())))) > np.radians(35.0)
+        if 100.0 * np.count_nonzero(off_hue) / chroma.size > TINT_OFF_HUE_MAX:
+            return None
     return "grayscale" if np.percentile(chroma, 99) < 2.0 else "tinted"
 
 
@@ -585,6 +607,10 @@ class ColorizeConfig:
     settings: ColorSettings = field(default_factory=ColorSettings)
     #: ``(i, n)``: plan only the i-th of n interleaved parts of the file list (``parse_shard``).
     shard: tuple[int, int] | None = None
+    #: Colorize photos that are already in colour too (from their L). Off: they are skipped
+    #: (``FileResult.skip == "colour"``). ``settings.legacy == "on"`` treats every input as a
+    #: monochrome scan, so nothing is skipped as colour then.
+    recolor: bool = False
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -602,6 +628,9 @@ class ColorizeConfig:
 
 
 Status = Literal["todo", "done", "skipped", "failed"]
+#: Why a file was skipped: its output exists, made with the same model and settings ("exists")
+#: or with others ("other-settings": kept, --overwrite redoes it); or it is a colour photo.
+Skip = Literal["", "exists", "other-settings", "colour"]
 
 
 @dataclass
@@ -613,6 +642,8 @@ class Job:
     compare: Path | None = None
     status: Status = "todo"
     message: str = ""
+    skip: Skip = ""
+    record: str = ""  # what the output is made with (imageio.write_image's ``record``)
 
 
 @dataclass
@@ -627,6 +658,7 @@ class FileResult:
     legacy: str | None = None
     notes: list[str] = field(default_factory=list)
     exception: BaseException | None = field(default=None, repr=False)  # for --debug
+    skip: Skip = ""
 
 
 @dataclass
@@ -637,6 +669,7 @@ class Plan:
     out_dir: Path
     excluded_in_out_dir: int = 0
     stale_temp_removed: int = 0
+    ignored: int = 0  # files in the input folders that are not images (by extension)
 
     @property
     def todo(self) -> list[Job]:
@@ -669,13 +702,22 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 def plan_colorize(config: ColorizeConfig) -> Plan:
     """Expand the inputs and decide each output path and whether it is skipped.
 
-    Raises UsageError when an input is missing or OUT_DIR is a file. Files inside OUT_DIR are
-    left out (they are earlier outputs); outputs are never inputs. Existing outputs are skipped
-    unless ``overwrite``; two inputs that would write the same output fail with a message.
-    Leftover temporary files of a killed earlier run are deleted.
+    Raises UsageError when an input is missing, OUT_DIR is a file or cannot be written, and
+    EmptyDataset when the inputs hold no image file at all. Files inside OUT_DIR are left out
+    (they are earlier outputs); outputs are never inputs. An existing output made with the same
+    model and settings (its record, see ``output_record``) is skipped; one made otherwise is
+    kept and skipped as "other-settings"; ``overwrite`` redoes both. Two inputs that would write
+    the same output fail with a message. Leftover temporary files of a killed run are deleted.
     """
     out_dir = Path(config.out_dir)
-    found = imageio.find_images_with_roots(config.inputs)
+    ignored: list[Path] = []
+    found = imageio.find_images_with_roots(config.inputs, ignored)
+    if not found:
+        raise EmptyDataset(
+            f"nothing to colorize: no image file in {', '.join(config.inputs)}"
+            + (f" ({len(ignored)} other files ignored)" if ignored else "")
+            + f"; images are {', '.join(sorted(imageio.IMAGE_EXTENSIONS))}"
+        )
     out_resolved = out_dir.resolve()
     if out_dir.exists() and not out_dir.is_dir():
         is_input = any(f.resolve() == out_resolved for f, _ in found)
@@ -693,7 +735,10 @@ def plan_colorize(config: ColorizeConfig) -> Plan:
             current = imageio.format_for_extension(out.suffix)
             if current != config.format:
                 out = out.with_suffix(imageio.FORMAT_EXTENSIONS[config.format])
+        elif out.suffix.lower() in imageio.WRITE_INSTEAD:
+            out = out.with_suffix(imageio.WRITE_INSTEAD[out.suffix.lower()])
         job = Job(src, out, compare_path(out) if config.compare else None)
+        job.record = output_record(config, out)
         key = out.resolve()
         if key in owners:
             job.status = "failed"
@@ -705,8 +750,7 @@ def plan_colorize(config: ColorizeConfig) -> Plan:
             owners[key] = src
             done = out.exists() and (job.compare is None or job.compare.exists())
             if done and not config.overwrite:
-                job.status = "skipped"
-                job.message = "output exists (use --overwrite to redo it)"
+                _skip_existing(job)
         jobs.append(job)
     if excluded and not jobs:
         raise UsageError(
@@ -715,12 +759,75 @@ def plan_colorize(config: ColorizeConfig) -> Plan:
         )
     if config.shard is not None:  # every n-th file of the sorted list: the same split each run
         jobs = jobs[config.shard[0] :: config.shard[1]]
+    if any(j.status == "todo" for j in jobs):
+        fsutil.check_writable(out_dir)  # before the model loads: exit 2, one line
     removed = imageio.clean_temp_files(out_dir)
-    return Plan(jobs, out_dir, excluded, removed)
+    return Plan(jobs, out_dir, excluded, removed, len(ignored))
 
 
-def _prepare_job(colorizer: Colorizer, job: Job, max_pixels: int | None, compare: bool) -> Prepared:
-    return colorizer.prepare(imageio.read_image(job.source, max_pixels), compare=compare)
+def output_record(config: ColorizeConfig, output: Path) -> str:
+    """What an output is made with, as compact JSON: the model (as given: a resolved local path,
+    an ``hf://`` address or "default") and every setting that changes its pixels (quality only
+    for JPEG and WebP). Stored in each output (``imageio.write_image``'s ``record``)."""
+    s = config.settings
+    model = config.model or "default"
+    if model != "default" and "://" not in model:
+        model = str(Path(model).resolve())
+    fmt = config.format or imageio.format_for_extension(output.suffix)
+    rec: dict[str, Any] = {
+        "model": model,
+        "size": s.size,
+        "temperature": s.temperature,
+        "saturation": s.saturation,
+        "legacy": s.legacy,
+        "clahe": s.clahe_clip if s.clahe else False,
+        "denoise": s.denoise_strength if s.denoise else False,
+    }
+    if fmt in ("JPEG", "WEBP"):
+        rec["quality"] = config.quality
+    return json.dumps({"colorcli": 1, **rec}, sort_keys=True, separators=(",", ":"))
+
+
+def _record_changes(old: str | None, new: str) -> str:
+    """``"saturation 1.0 -> 1.5, model a.pt -> b.pt"``: how two records differ."""
+    try:
+        before = json.loads(old) if old else None
+    except ValueError:
+        before = None
+    if not isinstance(before, dict):
+        return "no colorcli settings recorded"
+    after = json.loads(new)
+    keys = [k for k in after if before.get(k) != after[k]] or ["version"]
+    return ", ".join(f"{k} {before.get(k)} -> {after.get(k)}" for k in keys)
+
+
+def _skip_existing(job: Job) -> None:
+    recorded = imageio.read_record(job.output)
+    job.status = "skipped"
+    if recorded == job.record:
+        job.skip = "exists"
+        job.message = "output exists, made with the same settings (--overwrite redoes it)"
+    else:
+        job.skip = "other-settings"
+        job.message = (
+            f"output exists, made with other settings ({_record_changes(recorded, job.record)}): "
+            "kept (--overwrite redoes it)"
+        )
+
+
+class _ColourPhoto(Exception):
+    """Raised by a reader thread for a colour photo that the batch keeps as it is."""
+
+
+COLOUR_MESSAGE = "already in colour: kept as it is (--recolor colorizes it from its lightness)"
+
+
+def _prepare_job(colorizer: Colorizer, job: Job, config: ColorizeConfig) -> Prepared:
+    decoded = imageio.read_image(job.source, config.max_pixels)
+    keep_colour = not config.recolor and config.settings.legacy != "on"
+    if keep_colour and detect_legacy(decoded.pixels) is None:
+        raise _ColourPhoto(job.source)
+    return colorizer.prepare(decoded, compare=config.compare)
 
 
 def _write_compare(path: Path, left: np.ndarray, rgb: np.ndarray) -> None:
@@ -742,7 +849,10 @@ def _finish_job(
     dec = prepared.decoded
     fmt = config.format or imageio.format_for_extension(job.output.suffix) or dec.format
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    notes = imageio.write_image(
+    notes = list(dec.notes)
+    if job.output.suffix.lower() != job.source.suffix.lower() and config.format is None:
+        notes.append(f"{job.source.suffix.lower()} input written as {job.output.suffix.lower()}")
+    notes += imageio.write_image(
         job.output,
         rgb,
         alpha=dec.alpha,
@@ -751,6 +861,7 @@ def _finish_job(
         exif=dec.exif,
         icc_profile=dec.icc_profile,
         save_options=dec.save_options,
+        record=job.record or None,
     )
     if job.compare is not None and prepared.compare_left is not None:
         _write_compare(job.compare, prepared.compare_left, rgb)
@@ -788,7 +899,7 @@ def colorize_jobs(
     """
     for job in jobs:
         if job.status != "todo":
-            yield FileResult(job.source, job.output, job.status, job.message)
+            yield FileResult(job.source, job.output, job.status, job.message, skip=job.skip)
     todo = iter([j for j in jobs if j.status == "todo"])
     readers = ThreadPoolExecutor(config.workers, thread_name_prefix="colorcli-read")
     writers = ThreadPoolExecutor(config.workers, thread_name_prefix="colorcli-write")
@@ -800,7 +911,7 @@ def colorize_jobs(
             job = next(todo, None)
             if job is None:
                 return
-            fut = readers.submit(_prepare_job, colorizer, job, config.max_pixels, config.compare)
+            fut = readers.submit(_prepare_job, colorizer, job, config)
             reads.append((job, time.perf_counter(), fut))
 
     def collect(done: set[Future[FileResult]]) -> Iterator[FileResult]:
@@ -816,7 +927,11 @@ def colorize_jobs(
             while reads and len(batch) < config.batch_size:
                 job, started, fut = reads.popleft()
                 exc = fut.exception()
-                if exc is not None:
+                if isinstance(exc, _ColourPhoto):
+                    yield FileResult(
+                        job.source, job.output, "skipped", COLOUR_MESSAGE, skip="colour"
+                    )
+                elif exc is not None:
                     yield _failure(job, exc)
                 else:
                     batch.append((job, started, fut.result()))
@@ -850,6 +965,11 @@ class Summary:
     seconds: float = 0.0
     legacy: int = 0  # done images treated as legacy scans (grayscale, tinted or forced)
     results: list[FileResult] = field(default_factory=list)
+    ignored: int = 0  # files in the input folders that are not images (Plan.ignored)
+
+    def skipped_for(self, reason: Skip) -> list[Path]:
+        """The inputs skipped for ``reason`` ("colour": the colour photos kept as they are)."""
+        return [r.source for r in self.results if r.status == "skipped" and r.skip == reason]
 
     def add(self, result: FileResult) -> None:
         self.results.append(result)
@@ -873,12 +993,12 @@ def colorize_paths(
     """
     start = time.perf_counter()
     plan = plan_colorize(config)
-    summary = Summary()
+    summary = Summary(ignored=plan.ignored)
     if plan.todo and colorizer is None:
         colorizer = Colorizer.load(config.model, config.device, config.settings, half=config.half)
     if colorizer is None:
         results: Iterator[FileResult] = (
-            FileResult(j.source, j.output, j.status, j.message) for j in plan.jobs
+            FileResult(j.source, j.output, j.status, j.message, skip=j.skip) for j in plan.jobs
         )
     else:
         results = colorize_jobs(plan.jobs, colorizer, config)
@@ -891,6 +1011,7 @@ def colorize_paths(
 
 
 __all__ = [
+    "COLOUR_MESSAGE",
     "ColorSettings",
     "ColorizeConfig",
     "Colorizer",
@@ -903,6 +1024,7 @@ __all__ = [
     "detect_legacy",
     "lab_to_rgb_image",
     "luminance",
+    "output_record",
     "plan_colorize",
     "restore_luminance",
 ]

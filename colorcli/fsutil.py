@@ -1,8 +1,9 @@
 """Atomic file writes: a hidden temporary file in the destination folder, then ``os.replace``.
 
 A reader never sees a partial file under the final name, and a failure (exception or
-KeyboardInterrupt) removes the temporary file. This module imports nothing from colorcli, so
-every layer (``color/`` included) may use it.
+KeyboardInterrupt) removes the temporary file. ``check_writable`` refuses an unwritable output
+before any work is done. This module imports only ``colorcli.errors``, so every layer
+(``color/`` included) may use it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from colorcli.errors import UsageError
 
 
 def hidden_temp(path: Path) -> Path:
@@ -56,3 +59,35 @@ def atomic_open(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_writable(path: str | Path, *, folder: bool = True) -> None:
+    """Refuse early (before any expensive work) an output that cannot be written.
+
+    ``path`` is an output folder (``folder=True``; it may not exist yet: then its nearest
+    existing parent must be a writable folder, since it will be created there) or an output
+    file (its folder is checked). The check writes and removes a hidden probe file, which is
+    what counts (permission bits do not tell about read-only mounts, ACLs or root). Raises
+    UsageError (exit 2) with one line naming the path.
+    """
+    path = Path(path)
+    target = path if folder else path.parent
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{path}: is a file, not a folder; choose an output folder")
+    existing = target if str(target) else Path(".")
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot write {path}: {existing} is a file, not a folder")
+    probe = existing / f".colorcli-write-probe.{os.getpid()}"
+    try:
+        with open(probe, "wb"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        where = "" if existing == target else f" (its parent {existing} is not writable)"
+        raise UsageError(f"cannot write to {path}{where}: {reason}") from None
+    else:
+        probe.unlink(missing_ok=True)

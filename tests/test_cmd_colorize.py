@@ -65,7 +65,9 @@ def test_every_format_and_mode(tiny_model: Path, tmp_path: Path, shared_data: Pa
     shutil.copy(shared_data / "legacy" / "old_w_scratch_c.png", src / "scan.png")
     shutil.copy(shared_data / "bsds500" / "test" / "100007.jpg", src / "sub" / "photo.jpg")
 
-    code, output = _run("colorize", src, "-o", out, "-m", tiny_model, "--batch-size", "3")
+    code, output = _run(
+        "colorize", src, "-o", out, "-m", tiny_model, "--batch-size", "3", "--recolor"
+    )
     assert code == 0, output
     inputs = imageio.find_images_with_roots([src])
     assert len(inputs) == 16
@@ -91,16 +93,18 @@ def test_l_preserved_exactly_without_colour(tiny_model: Path, tmp_path: Path) ->
     photo = _photo(40, 60)
     Image.fromarray(photo).save(tmp_path / "a.png")
     code, output = _run(
-        "colorize", tmp_path / "a.png", "-o", tmp_path / "o", "-m", tiny_model, "--saturation", "0"
-    )
+        "colorize", tmp_path / "a.png", "-o", tmp_path / "o", "-m", tiny_model, "--saturation", "0",
+        "--recolor",
+    )  # fmt: skip
     assert code == 0, output
     out = np.asarray(Image.open(tmp_path / "o" / "a.png"))
     assert np.abs(_lab_l(out) - _lab_l(photo)).max() < 0.3
     p16 = photo.astype(np.uint16) * 257 + 100
     cv2.imwrite(str(tmp_path / "b.tif"), cv2.cvtColor(p16, cv2.COLOR_RGB2BGR))
     code, output = _run(
-        "colorize", tmp_path / "b.tif", "-o", tmp_path / "o", "-m", tiny_model, "--saturation", "0"
-    )
+        "colorize", tmp_path / "b.tif", "-o", tmp_path / "o", "-m", tiny_model, "--saturation", "0",
+        "--recolor",
+    )  # fmt: skip
     assert code == 0, output
     out16 = imageio.read_image(tmp_path / "o" / "b.tif").pixels
     assert out16.dtype == np.uint16
@@ -113,7 +117,9 @@ def test_exif_orientation_and_metadata(tiny_model: Path, tmp_path: Path) -> None
     exif[0x010F] = "OldCam"
     photo = _photo(30, 50)
     Image.fromarray(photo).save(tmp_path / "o.jpg", exif=exif.tobytes(), dpi=(300, 300))
-    code, output = _run("colorize", tmp_path / "o.jpg", "-o", tmp_path / "out", "-m", tiny_model)
+    code, output = _run(
+        "colorize", tmp_path / "o.jpg", "-o", tmp_path / "out", "-m", tiny_model, "--recolor"
+    )
     assert code == 0, output
     res = Image.open(tmp_path / "out" / "o.jpg")
     upright = np.asarray(Image.fromarray(photo).transpose(Image.Transpose.ROTATE_270))
@@ -129,7 +135,18 @@ def test_resume_overwrite_format_compare(tiny_model: Path, tmp_path: Path) -> No
     for i in range(3):
         Image.fromarray(np.roll(_photo(), i * 5, axis=1)).save(src / f"p{i}.png")
     out = tmp_path / "out"
-    args = ["colorize", src, "-o", out, "-m", tiny_model, "--format", "jpeg", "--compare"]
+    args = [
+        "colorize",
+        src,
+        "-o",
+        out,
+        "-m",
+        tiny_model,
+        "--format",
+        "jpeg",
+        "--compare",
+        "--recolor",
+    ]
     code, output = _run(*args)
     assert code == 0, output
     names = sorted(p.name for p in out.iterdir())
@@ -145,7 +162,9 @@ def test_resume_overwrite_format_compare(tiny_model: Path, tmp_path: Path) -> No
     code, output = _run(*args, "--overwrite")
     assert code == 0 and (out / "p0.jpg").stat().st_mtime_ns != stamp
     # the output folder inside the input folder is never read back as input
-    code, output = _run("colorize", tmp_path, "-o", out, "-m", tiny_model, "--format", "jpeg")
+    code, output = _run(
+        "colorize", tmp_path, "-o", out, "-m", tiny_model, "--format", "jpeg", "--recolor"
+    )
     assert code == 0 and "left out" in output
 
 
@@ -157,7 +176,7 @@ def test_bad_files_reported_batch_continues(tiny_model: Path, tmp_path: Path) ->
     Image.fromarray(_photo(64, 64)).save(tmp_path / "full.jpg")
     (src / "truncated.jpg").write_bytes((tmp_path / "full.jpg").read_bytes()[:500])
     (src / "text.jpg").write_text("not an image")
-    code, output = _run("colorize", src, "-o", tmp_path / "out", "-m", tiny_model)
+    code, output = _run("colorize", src, "-o", tmp_path / "out", "-m", tiny_model, "--recolor")
     assert code == 1
     assert (tmp_path / "out" / "good.jpg").is_file()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.jpg"]
@@ -185,13 +204,13 @@ def test_atomic_write_crash_leaves_no_partial_file(
 
     monkeypatch.setattr(Image.Image, "save", crashing_save)
     out = tmp_path / "out"
-    code, output = _run("colorize", src, "-o", out, "-m", tiny_model, "--workers", "1")
+    code, output = _run("colorize", src, "-o", out, "-m", tiny_model, "--workers", "1", "--recolor")
     assert code == 1 and "p1.png" in output and "No space left" in output
     assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p2.png"]  # no temp, no partial
     monkeypatch.setattr(Image.Image, "save", real_save)
     # a killed run's temp file (dead pid) is cleaned up, and the rerun completes the batch
     (out / f".p1.999999999-1{imageio.TEMP_MARKER}.png").write_bytes(b"junk")
-    code, output = _run("colorize", src, "-o", out, "-m", tiny_model)
+    code, output = _run("colorize", src, "-o", out, "-m", tiny_model, "--recolor")
     assert code == 0, output
     assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png", "p2.png"]
 
@@ -251,6 +270,7 @@ def test_hf_offline_model(
         tmp_path / "o",
         "-m",
         "hf://someone/colorizers/tiny.pt",
+        "--recolor",
     )
     assert code == 0, output
     assert (tmp_path / "o" / "a.png").is_file()
@@ -276,7 +296,7 @@ def test_max_pixels_guard(tiny_model: Path, tmp_path: Path) -> None:
     base = ["colorize", tmp_path / "a.png", "-m", tiny_model]
     code, output = _run(*base, "-o", tmp_path / "o1", "--max-pixels", "1000")
     assert code == 1 and "--max-pixels" in output and "a.png" in output
-    assert _run(*base, "-o", tmp_path / "o2", "--max-pixels", "2000")[0] == 0
+    assert _run(*base, "-o", tmp_path / "o2", "--max-pixels", "2000", "--recolor")[0] == 0
 
 
 def test_output_name_collisions_fail_clearly(tiny_model: Path, tmp_path: Path) -> None:
@@ -286,11 +306,20 @@ def test_output_name_collisions_fail_clearly(tiny_model: Path, tmp_path: Path) -
     Image.fromarray(_photo()).save(tmp_path / "a" / "x.png")
     out = tmp_path / "out"
     code, output = _run(
-        "colorize", tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg", "-o", out, "-m", tiny_model
-    )
+        "colorize", tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg", "-o", out, "-m", tiny_model,
+        "--recolor",
+    )  # fmt: skip
     assert code == 1 and "would also be written" in output
     assert sorted(p.name for p in out.iterdir()) == ["x.jpg"]
     code, output = _run(
-        "colorize", tmp_path / "a", "-o", tmp_path / "o2", "-m", tiny_model, "-f", "png"
+        "colorize",
+        tmp_path / "a",
+        "-o",
+        tmp_path / "o2",
+        "-m",
+        tiny_model,
+        "-f",
+        "png",
+        "--recolor",
     )
     assert code == 1 and "x.png" in output and (tmp_path / "o2" / "x.png").is_file()

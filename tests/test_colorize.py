@@ -4,6 +4,7 @@ Colorizer API (arrays, PIL, 16-bit, alpha, orientation) with a tiny random model
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -226,7 +227,10 @@ def test_colorize_paths_python_api(
     seen: list[str] = []
     cfg = ColorizeConfig(inputs=(str(src),), out_dir=tmp_path / "out", model=str(tiny_model))
     summary = colorize_paths(cfg, on_result=lambda r: seen.append(r.status))
-    assert (summary.done, summary.failed) == (2, 0) and sorted(seen) == ["done", "done"]
-    assert summary.legacy == 1  # the tinted scan, not the colour photo
+    assert (summary.done, summary.failed) == (1, 0) and sorted(seen) == ["done", "skipped"]
+    assert summary.legacy == 1 and summary.skipped_for("colour") == [src / "c.jpg"]
+    cfg = replace(cfg, recolor=True)  # the colour photo too, from its lightness
+    summary = colorize_paths(cfg, colorizer)
+    assert (summary.done, summary.skipped, summary.legacy) == (1, 1, 0)
     again = colorize_paths(cfg, colorizer)
     assert (again.done, again.skipped) == (0, 2)

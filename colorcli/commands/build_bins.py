@@ -15,6 +15,7 @@ from colorcli.commands._common import (
     say,
     warn_skipped,
 )
+from colorcli.fsutil import check_writable
 
 
 @handle_errors
@@ -77,6 +78,7 @@ def command(
     out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
     plot = png_path(plot)
     refuse_existing((out, plot), overwrite)
+    check_writable(out, folder=False)  # before any work: one line, exit 2
     config = BinsConfig(
         source=source,
         grid=grid,

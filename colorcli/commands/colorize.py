@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -43,19 +42,25 @@ _HELP = (
     "output has the input's size, format, bit depth (16-bit PNG/TIFF stay 16-bit), alpha, EXIF "
     "and ICC profile. Only the lightness (L) of each input is used: the network predicts the "
     "colour at --size x --size and that colour is laid under the ORIGINAL full-resolution L, so "
-    "every detail survives. Colour photos given as input are recolorized from their L (their "
-    "own colours are discarded).\n\n"
-    "Existing outputs are skipped, so an interrupted batch resumes when you run the same "
-    "command again (--overwrite redoes them). Outputs are written atomically: a killed run "
-    "never leaves a half-written file. Unreadable files are reported, one line each, and the "
-    "batch goes on; the exit code is 0 when every file succeeded, 1 when any failed, 2 for "
-    "usage errors.\n\n"
+    "every detail survives. Photos that are already in colour are left alone and listed by name "
+    "(--recolor colorizes them from their L, discarding their own colours).\n\n"
+    "Each output records the model and settings it was made with (PNG text chunk, JPEG/WebP "
+    "EXIF, a hidden .NAME.colorcli.json beside TIFF/BMP/JPEG 2000). An output made with the "
+    "same ones is skipped, so an interrupted batch resumes when you run the same command again; "
+    "one made with other settings is kept and counted (--overwrite redoes both). Outputs are "
+    "written atomically: a killed run never leaves a half-written file. Folders are searched "
+    "for JPEG, PNG, TIFF, WebP, BMP, GIF (first frame) and JPEG 2000 files; other files are "
+    "counted as ignored. Unreadable files are reported, one line each, and the batch goes on; "
+    "the exit code is 0 when every file succeeded (colour photos left alone included), 1 when "
+    "any failed or no image was found, 2 for usage errors (an output folder that cannot be "
+    "written is one, found before the model loads).\n\n"
     "[bold]Old photos[/]: grayscale files and uniformly tinted scans (sepia, selenium, "
     "cyanotype) are detected as legacy scans; --legacy treats every input as one (for stained "
     "or hand-tinted scans the detector misses). A scan's tint is discarded: it is colorized "
     "from its luminance. For legacy scans you can also restore that luminance, which changes "
     "the output's tones: --denoise for film grain and scanner noise (runs first), --clahe for "
-    "faded, low-contrast prints. Example: colorcli colorize scans/ --legacy --denoise --clahe"
+    "faded, low-contrast prints. Scratches, tears, stains and missing corners are not repaired "
+    "(use a retouching tool first). Example: colorcli colorize scans/ --legacy --denoise --clahe"
 )
 
 
@@ -154,7 +159,19 @@ def command(
     ] = FormatChoice.keep,
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality (1-100).", min=1, max=100)] = 95,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Redo outputs that already exist.")
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Redo outputs that already exist (made with the same or other settings).",
+        ),
+    ] = False,
+    recolor: Annotated[
+        bool,
+        typer.Option(
+            "--recolor",
+            help="Also colorize photos that are already in colour, from their lightness (their "
+            "own colours are discarded). Default: they are left alone and listed.",
+        ),
     ] = False,
     device: Annotated[
         DeviceChoice, typer.Option(help="Where the model runs (auto: cuda > mps > cpu).")
@@ -221,6 +238,7 @@ def command(
         half=half,
         settings=settings,
         shard=parse_shard(shard),
+        recolor=recolor,
     )
     summary = _run(config)
     _render(summary, config)
@@ -257,7 +275,7 @@ def _run(config: ColorizeConfig) -> Summary:
     todo = len(plan.todo)
     if not todo:  # nothing to compute: do not even load the model
         for job in plan.jobs:
-            summary.add(FileResult(job.source, job.output, job.status, job.message))
+            summary.add(FileResult(job.source, job.output, job.status, job.message, skip=job.skip))
             if job.status == "failed":
                 error_line(job.message)
     else:
@@ -280,16 +298,31 @@ def _run(config: ColorizeConfig) -> Summary:
                 if result.status != "skipped":
                     progress.update(task, advance=1, status=escape(result.source.name))
     summary.seconds = time.perf_counter() - start
+    summary.ignored = plan.ignored
     return summary
 
 
+def _names(paths: list[Path], limit: int = 10) -> str:
+    """``a.jpg, b.png and 3 more``: file names for a one-line message."""
+    shown = ", ".join(p.name for p in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
 def _announce(plan: Plan) -> None:
-    skipped = sum(j.status == "skipped" for j in plan.jobs)
-    if skipped:
+    same = sum(j.skip == "exists" for j in plan.jobs)
+    if same:
         err_console.print(
-            f"{skipped} output{'s' if skipped != 1 else ''} already exist: skipped "
-            "(--overwrite redoes them)",
+            f"{same} output{'s' if same != 1 else ''} already exist with the same settings: "
+            "skipped (--overwrite redoes them)",
             highlight=False,
+        )
+    other = [j for j in plan.jobs if j.skip == "other-settings"]
+    if other:
+        first = other[0].message.split("(", 1)[-1].split(")", 1)[0]
+        warn_line(
+            f"{len(other)} output{'s' if len(other) != 1 else ''} in {plan.out_dir} exist made "
+            f"with other settings ({first}{', ...' if len(other) > 1 else ''}): kept; "
+            "--overwrite redoes them, or choose another folder with -o"
         )
     if plan.excluded_in_out_dir:
         err_console.print(
@@ -307,25 +340,42 @@ def _announce(plan: Plan) -> None:
 def _render(summary: Summary, config: ColorizeConfig) -> None:
     from rich.table import Table
 
-    notes = Counter(n for r in summary.results for n in r.notes)
-    for note, n in sorted(notes.items()):
-        warn_line(f"{n} file{'s' if n != 1 else ''}: {note}")
+    by_note: dict[str, list[Path]] = {}
+    for r in summary.results:
+        for n in r.notes:
+            by_note.setdefault(n, []).append(r.source)
+    for note, paths in sorted(by_note.items()):
+        warn_line(f"{_names(paths)}: {note}")
     s = config.settings
     if (s.clahe or s.denoise) and s.legacy == "auto":
-        plain = summary.done - summary.legacy
+        plain = [r.source for r in summary.results if r.status == "done" and r.legacy is None]
         if plain:
             warn_line(
-                f"{plain} image(s) were not detected as legacy scans, so --clahe/--denoise did "
-                "not touch them (add --legacy to restore every input)"
+                f"--clahe/--denoise did not touch {_names(plain)}: not detected as legacy "
+                "scans (add --legacy to restore every input)"
             )
+    colour = summary.skipped_for("colour")
+    if colour:
+        err_console.print(
+            f"{len(colour)} colour photo{'s' if len(colour) != 1 else ''} left as "
+            f"{'they are' if len(colour) != 1 else 'it is'} (--recolor colorizes them): "
+            f"{escape(_names(colour, 20))}",
+            highlight=False,
+        )
     if s.legacy == "auto":
-        recolored = sum(r.status == "done" and r.legacy is None for r in summary.results)
+        recolored = [r.source for r in summary.results if r.status == "done" and r.legacy is None]
         if recolored:
             err_console.print(
-                f"note: {recolored} colour photo(s) were recolorized from their lightness "
-                "(their own colours are not used)",
+                f"note: {len(recolored)} colour photo(s) were recolorized from their lightness "
+                f"(their own colours are not used): {escape(_names(recolored))}",
                 highlight=False,
             )
+    if summary.ignored:
+        err_console.print(
+            f"{summary.ignored} other file{'s' if summary.ignored != 1 else ''} in the input "
+            "folders ignored (not images by their extension)",
+            highlight=False,
+        )
     table = Table(title="colorize", show_header=True, header_style="bold")
     for col in ("done", "skipped", "failed", "legacy scans", "time", "images/s"):
         table.add_column(col, justify="right")
@@ -339,3 +389,5 @@ def _render(summary: Summary, config: ColorizeConfig) -> None:
         f"{rate:.2f}" if summary.done else "-",
     )
     console.print(table)
+    if summary.failed and not summary.done and not summary.skipped:
+        error_line(f"nothing colorized: none of the {summary.failed} input file(s) could be read")

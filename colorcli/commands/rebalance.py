@@ -17,6 +17,7 @@ from colorcli.commands._common import (
     warn_skipped,
 )
 from colorcli.errors import EmptyDataset, UsageError
+from colorcli.fsutil import check_writable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -115,6 +116,7 @@ def command(
     out = rebalance_path(out)
     plot = png_path(plot)
     refuse_existing((out, plot), overwrite)
+    check_writable(out, folder=False)  # before any work: one line, exit 2
     if not folder.exists():
         raise UsageError(f"{folder}: no such folder")
     bins = _load_bins(bins_arg)

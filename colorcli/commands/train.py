@@ -18,6 +18,7 @@ from colorcli.commands._common import (
     warn_line,
 )
 from colorcli.errors import UsageError
+from colorcli.fsutil import check_writable
 
 
 class ObjectiveChoice(str, Enum):
@@ -384,6 +385,7 @@ def command(
             raise UsageError("give the folder of training photos (or --resume RUN_DIR)")
         if out is None:
             raise UsageError("give the run folder with --out RUN_DIR")
+        check_writable(out)  # before the model and data load: one line, exit 2
         if finetune is None:
             given = [f"--{k.replace('_', '-')}" for k, v in mining.items() if v is not None]
             given += ["--hard-mining"] * bool(hard_mining)
