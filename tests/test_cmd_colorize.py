@@ -323,3 +323,133 @@ def test_output_name_collisions_fail_clearly(tiny_model: Path, tmp_path: Path) -
         "--recolor",
     )
     assert code == 1 and "x.png" in output and (tmp_path / "o2" / "x.png").is_file()
+
+
+# ------------------------------------------------------------- issue 13: a real user's first hour
+
+
+def _gray(h: int = 36, w: int = 52, shift: int = 0) -> np.ndarray:
+    return np.roll(_photo(h, w)[..., 1], shift, axis=1)
+
+
+def test_bomb_in_a_batch_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    from tests.test_imageio import _bomb_png
+
+    src = tmp_path / "in"
+    src.mkdir()
+    _bomb_png(src / "bomb.png")
+    for i in range(6):
+        Image.fromarray(_gray(shift=3 * i)).save(src / f"p{i}.png")
+    for attempt in range(3):  # concurrent readers, several runs: refused every time
+        out = tmp_path / f"out{attempt}"
+        code, output = _run("colorize", src, "-o", out, "-m", tiny_model, "--workers", "4")
+        assert code == 1, output
+        errors = [ln for ln in output.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and "bomb.png" in errors[0], output
+        assert "decompression-bomb guard" in errors[0]
+        assert sorted(p.name for p in out.iterdir()) == [f"p{i}.png" for i in range(6)]
+
+
+def test_colour_photos_left_alone_by_default(tiny_model: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_photo()).save(src / "colour.jpg", quality=95)
+    Image.fromarray(_gray()).save(src / "gray.png")
+    out = tmp_path / "out"
+    code, output = _run("colorize", src, "-o", out, "-m", tiny_model)
+    assert code == 0, output
+    assert sorted(p.name for p in out.iterdir()) == ["gray.png"]
+    assert "1 colour photo left as it is" in output and "colour.jpg" in output
+    assert "recolorized" not in output
+    code, output = _run("colorize", src, "-o", out, "-m", tiny_model, "--recolor")
+    assert code == 0, output
+    assert sorted(p.name for p in out.iterdir()) == ["colour.jpg", "gray.png"]
+    assert "recolorized from their lightness" in output and "colour.jpg" in output
+    # --legacy treats every input as a monochrome scan: nothing is left alone then
+    code, output = _run("colorize", src, "-o", tmp_path / "o2", "-m", tiny_model, "--legacy")
+    assert code == 0 and sorted(p.name for p in (tmp_path / "o2").iterdir()) == [
+        "colour.jpg",
+        "gray.png",
+    ]
+
+
+def test_archivists_legacy_folder(tiny_model: Path, tmp_path: Path, shared_data: Path) -> None:
+    src = tmp_path / "legacy"
+    src.mkdir()
+    for name in ("old_d.png", "old_w_scratch_a.png", "old_w_scratch_c.png"):
+        shutil.copy(shared_data / "legacy" / name, src / name)
+    out = tmp_path / "out"
+    code, output = _run("colorize", src, "-o", out, "-m", tiny_model, "--clahe")
+    assert code == 0, output
+    assert sorted(p.name for p in out.iterdir()) == ["old_w_scratch_a.png", "old_w_scratch_c.png"]
+    assert "old_d.png" in output and "left as it is" in output  # the Moulin Rouge keeps its red
+    assert "did not touch" not in output  # --clahe reached both monochrome prints
+    code, output = _run(
+        "colorize", src / "old_d.png", "-o", tmp_path / "o2", "-m", tiny_model, "--clahe",
+        "--recolor",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "--clahe/--denoise did not touch old_d.png" in " ".join(output.split())
+
+
+def test_rerun_with_other_settings(tiny_model: Path, tmp_path: Path) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add(b"gAMA", (45455).to_bytes(4, "big"))
+    Image.fromarray(_gray()).save(tmp_path / "a.png", pnginfo=info)
+    Image.fromarray(_gray(shift=7)).save(tmp_path / "b.bmp")
+    out = tmp_path / "out"
+    base = ["colorize", tmp_path / "a.png", tmp_path / "b.bmp", "-o", out, "-m", tiny_model]
+    code, output = _run(*base)
+    assert code == 0, output
+    record = imageio.read_record(out / "a.png")
+    assert record is not None and '"saturation":1.0' in record and str(tiny_model) in record
+    assert imageio.read_record(out / "b.bmp") == record  # BMP: the hidden sidecar
+    with Image.open(out / "a.png") as im:
+        assert im.info["gamma"] == pytest.approx(0.45455)  # the PNG colour chunks are kept
+    stamp = (out / "a.png").stat().st_mtime_ns
+    code, output = _run(*base)
+    assert code == 0 and "2 outputs already exist with the same settings" in output
+    code, output = _run(*base, "--saturation", "1.5")
+    flat = " ".join(output.split())
+    assert code == 0 and "2 outputs in" in flat and "other settings" in flat
+    assert "saturation 1.0 -> 1.5" in flat and "--overwrite" in flat
+    assert (out / "a.png").stat().st_mtime_ns == stamp  # kept, not silently replaced
+    code, output = _run(*base, "--saturation", "1.5", "--overwrite")
+    assert code == 0 and (out / "a.png").stat().st_mtime_ns != stamp
+    assert '"saturation":1.5' in (imageio.read_record(out / "a.png") or "")
+    code, output = _run(*base, "--saturation", "1.5")
+    assert code == 0 and "already exist with the same settings" in output
+
+
+def test_folder_scan_formats_ignored_and_nothing_to_do(tiny_model: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    frames = [Image.fromarray(rng.integers(0, 256, (36, 52), dtype=np.uint8)) for _ in range(3)]
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:])
+    Image.fromarray(_gray()).save(src / "scan.jfif", format="JPEG")
+    Image.fromarray(_gray()).save(src / "scan2.jp2")
+    (src / "notes.txt").write_text("not a photo")
+    out = tmp_path / "out"
+    code, output = _run("colorize", src, "-o", out, "-m", tiny_model)
+    assert code == 0, output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [".scan2.jp2.colorcli.json", "anim.png", "scan.jfif", "scan2.jp2"]
+    flat = " ".join(output.split())
+    assert "anim.gif: only the first of 3 frames was used" in flat
+    assert "1 other file in the input folders ignored" in flat
+    # nothing to do: one clear line, exit 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("x")
+    code, output = _run("colorize", empty, "-o", tmp_path / "o2", "-m", tiny_model)
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    assert code == 1 and len(lines) == 1 and "no image file" in lines[0], output
+    assert "1 other files ignored" in lines[0] and not (tmp_path / "o2").exists()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_text("no")
+    code, output = _run("colorize", bad, "-o", tmp_path / "o3", "-m", tiny_model)
+    assert code == 1 and "nothing colorized: none of the 1 input file(s) could be read" in output
