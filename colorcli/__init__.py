@@ -12,6 +12,11 @@ if TYPE_CHECKING:
 __all__ = ["Colorizer", "__version__"]
 
 
+def __dir__() -> list[str]:
+    # the lazy names too, so that dir(colorcli) and tab completion show Colorizer
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:
     # Lazy: ``import colorcli`` (and ``colorcli --help``) must not import torch.
     if name == "Colorizer":

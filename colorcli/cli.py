@@ -14,6 +14,7 @@ from colorcli.commands import (
     build_bins,
     colorize,
     evaluate,
+    export_onnx,
     info,
     push,
     rebalance,
@@ -21,15 +22,16 @@ from colorcli.commands import (
     train_critic,
     turing,
 )
+from colorcli.commands._common import HelpGroup
 
 app = typer.Typer(
     name="colorcli",
     help="Colorize black-and-white photographs automatically, and train and evaluate colorizers.",
-    rich_markup_mode="rich",
+    cls=HelpGroup,  # click's plain two-column help, readable at 80 columns
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 
 
@@ -63,6 +65,7 @@ app.command("train-critic")(train_critic.command)
 app.command("eval")(evaluate.command)
 app.command("colorize")(colorize.command)
 app.command("info")(info.command)
+app.command("export-onnx")(export_onnx.command)
 app.command("models")(info.models_command)
 app.command("push")(push.command)
 app.add_typer(turing.app, name="turing")

@@ -447,10 +447,11 @@ class Colorizer:
         import torch
 
         from colorcli.checkpoint import load_model
-        from colorcli.device import pick_device
+        from colorcli.device import check_half, pick_device
 
         settings = replace(settings or ColorSettings(), **setting_kwargs)
         dev = pick_device(device)
+        check_half(dev, half)
         loaded = load_model(spec, dev)
         on_cuda = dev.type == "cuda"
         nhwc = True if channels_last is None else channels_last

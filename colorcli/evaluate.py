@@ -46,7 +46,7 @@ from colorcli.color.bins import reference_bins
 from colorcli.color.lab import lab_to_rgb, rgb_to_lab
 from colorcli.color.prior import smooth_prior
 from colorcli.errors import BadImage, ColorcliError, EmptyDataset, UsageError
-from colorcli.fsutil import atomic_open
+from colorcli.fsutil import atomic_open, check_writable
 from colorcli.imageio import find_images, read_rgb
 
 Metric = Literal["auc", "psnr", "ssim", "colorfulness", "realism"]
@@ -76,7 +76,8 @@ class EvalConfig:
     ``models``: model specs for ``colorcli.checkpoint.load_model`` or baseline names
     (``gray``, ``random``, ``ground-truth``); ``baselines`` adds all three. ``prior``: a
     ``rebalance`` output file for the rebalanced AuC, or None to compute the prior from the
-    evaluation set. ``out_dir``: where to write the report files (None: write nothing).
+    evaluation set. ``out_dir``: where to write the report files (None: write nothing); a
+    folder that holds a report already is refused unless ``overwrite``.
     ``temperature``: annealed-mean T for classification models (None: each model file's own).
     ``critic``: a critic file (``colorcli train-critic``), needed by and only with the
     ``realism`` metric; ``worst``: how many of each row's least real-looking images the report
@@ -97,6 +98,25 @@ class EvalConfig:
     temperature: float | None = None
     critic: Path | None = None
     worst: int = WORST_REALISM_K
+    overwrite: bool = False
+
+
+REPORT_FILES = (
+    "results.json",
+    "results.csv",
+    "auc_curve.png",
+    "contact_sheet.png",
+    "worst_realism.png",
+)
+
+
+class ReportNotWritten(ColorcliError):
+    """The evaluation finished but its report files could not be written; ``report`` holds the
+    results (a caller can still show them)."""
+
+    def __init__(self, message: str, report: EvalReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -366,9 +386,12 @@ def image_metrics(
 
 
 def summarize(values: Sequence[float]) -> Stat:
-    """Mean and sample standard deviation (ddof = 1; 0 for one value) of the finite values."""
+    """Mean and sample standard deviation (ddof = 1; 0 for one value) of the finite values;
+    (inf, 0, n) when every value is +inf (PSNR of identical images)."""
     v = np.array([x for x in values if math.isfinite(x)], dtype=np.float64)
     if len(v) == 0:
+        if values and all(x == math.inf for x in values):
+            return Stat(math.inf, 0.0, len(values))
         return Stat(float("nan"), float("nan"), 0)
     std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
     return Stat(float(v.mean()), std, len(v))
@@ -431,7 +454,23 @@ def _check_config(config: EvalConfig) -> list[str]:
             names.append(spec)
     if not names:
         raise UsageError("nothing to evaluate: give --model or keep the baselines")
+    if config.out_dir is not None:
+        check_out_dir(Path(config.out_dir), config.overwrite)
     return names
+
+
+def check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """Before any work: UsageError when ``out_dir`` is a file, holds a report already (unless
+    ``overwrite``) or cannot be written (``fsutil.check_writable``: a probe file)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: exists and is not a folder")
+    existing = [name for name in REPORT_FILES if (out_dir / name).exists()]
+    if existing and not overwrite:
+        raise UsageError(
+            f"{out_dir}: holds an evaluation report already ({existing[0]}); use --overwrite "
+            "to replace it or --out for another folder"
+        )
+    check_writable(out_dir)
 
 
 def _metric_names(config: EvalConfig) -> list[str]:
@@ -572,7 +611,16 @@ def evaluate(config: EvalConfig, on_image: OnImage | None = None) -> EvalReport:
         report.realism = {p.name: realism_summary(images, p.name, config.worst) for p in predictors}
     report.seconds = time.perf_counter() - start
     if config.out_dir is not None:
-        write_outputs(report, keeper, config.out_dir, scorer.keeper if scorer else None)
+        try:
+            write_outputs(report, keeper, config.out_dir, scorer.keeper if scorer else None)
+        except OSError as exc:
+            report.outputs = {}
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            where = exc.filename or config.out_dir
+            raise ReportNotWritten(
+                f"{where}: cannot write the report ({reason}); the results above are not saved",
+                report,
+            ) from exc
     return report
 
 
@@ -621,6 +669,10 @@ def _evaluate_sample(
             values.update({f"{k}_full": v for k, v in full.items()})
         if scorer is not None:
             values["realism"] = scorer.score(p.name, sample, pred, pred_rgb)
+        if p.name == "ground-truth":  # identical to the truth by construction: the difference
+            for k in ("psnr", "psnr_full"):  # left is float round-off (about 144 dB)
+                if k in values:
+                    values[k] = math.inf
         result.values[p.name] = values
         if "auc" in values and p.name != "ground-truth":
             keeper.offer(p.name, values["auc"], sample, pred, pred_rgb)
@@ -779,9 +831,10 @@ def report_to_json(report: EvalReport) -> dict[str, Any]:
             "auc_rebal": "same, each pixel weighted by the lambda = 0 rebalancing weight of its "
             "ground-truth bin (nearest bin)",
             "prior": report.prior_source,
-            "gray_images": "images with no pixel |a| or |b| > 5 are excluded from AuC",
+            "gray_images": "images with no pixel |a| or |b| > 5 are excluded from AuC "
+            "(input_grayscale in per_image and results.csv)",
             "psnr_ssim": "on sRGB in [0, 1], data_range = 1 (peak 255 on 8-bit values); SSIM "
-            "channel-wise averaged (scikit-image)",
+            "channel-wise averaged (scikit-image); ground-truth PSNR is inf (identical images)",
             "std": "sample standard deviation over images (ddof = 1)",
             **(
                 {
@@ -812,7 +865,7 @@ def report_to_json(report: EvalReport) -> dict[str, Any]:
         "per_image": [
             {
                 "path": str(r.path),
-                "gray": r.gray,
+                "input_grayscale": r.gray,
                 "values": {
                     model: {m: _num(v) for m, v in vals.items()} for model, vals in r.values.items()
                 },
@@ -847,7 +900,7 @@ def _realism_json(report: EvalReport) -> dict[str, Any]:
 def report_to_csv(report: EvalReport) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["image", "model", "gray", *report.metric_names])
+    writer.writerow(["image", "model", "input_grayscale", *report.metric_names])
     for r in report.images:
         for model in (m.name for m in report.models):
             vals = r.values.get(model, {})
@@ -891,3 +944,7 @@ def write_outputs(
     data = report_to_json(report)
     data["outputs"] = {k: str(v) for k, v in report.outputs.items()}
     atomic_write_bytes(report.outputs["json"], json.dumps(data, indent=1).encode())
+    written = {p.name for p in report.outputs.values()}
+    for name in REPORT_FILES:  # a replaced report's files that this one does not have
+        if name not in written:
+            (out_dir / name).unlink(missing_ok=True)

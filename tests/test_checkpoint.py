@@ -584,3 +584,39 @@ def test_released_eccv16_state_dict(tmp_path: Path) -> None:
         load_model(tmp_path / "bad.pth")
     del sd
     os.remove(path)
+
+
+def test_hf_spec_without_network_fails_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no network huggingface_hub retried for 25 s; now a refused connection (a closed
+    local port stands in for the Hub: nothing leaves the machine) fails at once with a hint,
+    and a cached file is used as it is."""
+    import time
+
+    import huggingface_hub
+    import huggingface_hub.constants as hf_constants
+
+    for var in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hf_constants, "ENDPOINT", "http://127.0.0.1:9")
+
+    def no_download(*args: Any, **kwargs: Any) -> str:
+        raise AssertionError("hf_hub_download must not be tried without a network")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_download)
+    cache = tmp_path / "hub"
+    start = time.perf_counter()
+    with pytest.raises(BadWeights) as info:
+        load_model("hf://someone/colorizers/v1/model.pt", cache_dir=cache)
+    assert time.perf_counter() - start < 10
+    line = _one_line(info)
+    assert "hf://someone/colorizers/v1/model.pt" in line and "HF_HUB_OFFLINE=1" in line
+    assert "cannot reach" in line and "not in the Hugging Face cache" in line
+    src = tmp_path / "src.pt"
+    _save_eccv16(src)
+    _fill_hub_cache(cache, "someone/colorizers", "v1/model.pt", src)
+    loaded = load_model("hf://someone/colorizers/v1/model.pt", device="cpu", cache_dir=cache)
+    assert loaded.meta["source"] == "hf://someone/colorizers/v1/model.pt"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -28,3 +29,71 @@ def test_python_dash_m() -> None:
         [sys.executable, "-m", "colorcli", "--version"], capture_output=True, text=True, check=True
     )
     assert __version__ in out.stdout
+
+
+def test_help_is_readable_at_80_columns() -> None:
+    """typer's rich panels squeezed option help into ~20-character columns and showed <bool>
+    on flags; the help is click's two-column layout now, --x / --no-x for flags."""
+    for command in (["eval"], ["colorize"], ["train"], ["turing"], []):
+        res = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"})
+        assert res.exit_code == 0, res.output
+        lines = res.output.splitlines()
+        assert all(len(ln) <= 80 for ln in lines), command
+        assert "<bool>" not in res.output and "╭" not in res.output
+        assert "[/]" not in res.output and "[bold]" not in res.output  # markup removed
+    res = runner.invoke(app, ["eval", "--help"], env={"COLUMNS": "80"})
+    assert "--baselines / --no-baselines" in res.output
+    # option help gets the rest of the line: over 40 characters, not 20
+    assert "Include the gray, random and ground-truth" in res.output
+    res = runner.invoke(app, ["colorize", "--help"], env={"COLUMNS": "80"})
+    assert "hf://owner/repo[@revision]/file" in res.output  # the escaped bracket, unescaped
+
+
+def test_dir_shows_the_lazy_colorizer_without_importing_torch() -> None:
+    code = (
+        "import sys, colorcli; assert 'Colorizer' in dir(colorcli), dir(colorcli); "
+        "assert set(colorcli.__all__) <= set(dir(colorcli)); assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unavailable_devices_are_the_same_usage_error() -> None:
+    import pytest
+    import torch
+
+    from colorcli.device import check_half, pick_device
+    from colorcli.errors import UsageError
+
+    missing = []
+    if not torch.cuda.is_available():
+        missing += ["cuda", "cuda:0"]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        missing.append("mps")
+    missing += ["meta", "bogus"]
+    for name in missing:
+        with pytest.raises(UsageError, match="use auto, cpu, cuda, cuda:N or mps"):
+            pick_device(name)
+    assert pick_device("cpu").type == "cpu"
+    with pytest.raises(UsageError, match="--half"):
+        check_half(torch.device("cpu"), True)
+    check_half(torch.device("cpu"), None)  # the default (off off CUDA) is fine
+
+
+def test_cli_device_and_half_errors_exit_2(tmp_path: Path) -> None:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(photo)
+    data = str(tmp_path)
+    cases = [["train", data, "--out", f"{tmp_path}/t", "--device", "mps"]]
+    if not torch.cuda.is_available():
+        cases.append(["train", data, "--out", f"{tmp_path}/t", "--device", "cuda"])
+    cases.append(["colorize", str(photo), "-o", f"{tmp_path}/c", "--device", "cpu", "--half"])
+    for args in cases:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, (args, res.output)
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:"), (args, res.output)

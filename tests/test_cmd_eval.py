@@ -149,3 +149,61 @@ def test_eval_colorizer_as_critic_is_one_line_error(
     assert result.exit_code == 1
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "not a critic" in lines[0] and str(tiny_model.name) in lines[0]
+
+
+# --- issue 13 --------------------------------------------------------------------------------
+
+
+def test_eval_table_is_full_width_when_not_a_terminal(synthetic: Path, tmp_path: Path) -> None:
+    """Piped output was cut at 80 columns ("colourfulne", "27.9±7")."""
+    out = tmp_path / "r"
+    result = runner.invoke(
+        app, ["eval", str(synthetic), "--size", "32", "--full-res", "--out", str(out)],
+        env={"COLUMNS": "80"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "colourfulness" in result.output and "colourfulne\n" not in result.output
+    data = json.loads((out / "results.json").read_text())
+    gray = data["aggregate"]["gray"]["colorfulness"]
+    assert f"{gray['mean']:.1f}±{gray['std']:.1f}" in result.output
+    rows = [ln for ln in result.output.splitlines() if ln.strip().startswith("random")]
+    assert rows and all(ln.rstrip().endswith(" 5") for ln in rows)  # the n column is there
+    gt = next(ln for ln in result.output.splitlines() if ln.strip().startswith("ground-truth"))
+    assert " inf " in gt and "144" not in gt  # PSNR of the truth against itself
+
+
+def test_eval_refuses_an_existing_report(synthetic: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    args = ["eval", str(synthetic), "--size", "32", "--metric", "auc", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output and "gray" not in again.output
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_eval_unwritable_out_is_a_usage_error_before_any_work(
+    synthetic: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = runner.invoke(app, ["eval", str(synthetic), "--out", str(blocker / "sub")])
+    assert res.exit_code == 2 and "cannot write" in res.output
+    assert len([ln for ln in res.output.splitlines() if ln.strip()]) == 1
+
+
+def test_eval_prints_the_table_when_writing_fails(
+    synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import colorcli.evaluate as ev
+
+    def full_disk(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(ev, "atomic_write_bytes", full_disk)
+    res = runner.invoke(
+        app, ["eval", str(synthetic), "--size", "32", "--metric", "auc", "--out", str(tmp_path)]
+    )
+    assert res.exit_code == 1
+    assert "ground-truth" in res.output and "100.0±0.0" in res.output  # the results are shown
+    assert "No space left on device" in res.output.splitlines()[-1]
+    assert "wrote" not in res.output and "Traceback" not in res.output

@@ -71,3 +71,49 @@ def test_usage_errors(photos: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "missing" in res.output
     res = runner.invoke(app, ["train", "--help"])
     assert res.exit_code == 0 and "--objective" in res.output and "--no-rebalance" in res.output
+
+
+def test_default_preset_and_paper_preset(photos: Path, tmp_path: Path) -> None:
+    """Without options the run is the quick preset (effnet-unet when its ImageNet weights are
+    installed, else a narrow eccv16, a few thousand steps); --preset paper is the published
+    schedule; explicit options win over both."""
+    from colorcli.training.config import QUICK_STEPS, pretrained_available
+
+    quick = tmp_path / "quick"
+    res = runner.invoke(app, ["train", str(photos), "--out", str(quick), "--steps", "1", *TINY])
+    assert res.exit_code == 0, res.output
+    cfg = load_resume_state(quick)["config"]
+    assert cfg["arch"] == ("effnet-unet" if pretrained_available() else "eccv16")
+    paper = tmp_path / "paper"
+    res = runner.invoke(
+        app, ["train", str(photos), "--out", str(paper), "--preset", "paper", "--steps", "1",
+              *TINY],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    cfg = load_resume_state(paper)["config"]
+    assert (cfg["arch"], cfg["lr"], cfg["weight_decay"]) == ("eccv16", 3e-5, 1e-3)
+    assert cfg["batch_size"] == 2 and cfg["steps"] == 1  # given: kept
+    res = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert "--preset" in res.output and "paper" in res.output and str(QUICK_STEPS) in res.output
+
+
+def test_projected_duration_is_printed_and_warned_beyond_a_day(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from colorcli.commands.train import _Reporter, format_duration
+    from colorcli.training import Projected
+
+    res = runner.invoke(
+        app, ["train", str(photos), "--out", str(tmp_path / "r"), "--steps", "8",
+              "--val-every", "100", "--save-every", "100", *TINY],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "projected duration:" in res.output and "s/step" in res.output
+    assert "more than a day" not in res.output
+
+    with _Reporter() as rep:
+        rep(Projected(6, 450_000, 17.9, 17.9 * 449_994))
+    err = capsys.readouterr().err
+    assert "warning:" in err and "93 days" in err and "more than a day" in err
+    assert "--preset quick" in err
+    assert format_duration(42) == "42 s" and format_duration(3 * 3600 + 300) == "3 h 05 min"

@@ -363,3 +363,72 @@ def test_realism_needs_a_critic_and_a_fitting_size(
     report = evaluate(_config(folder, metrics=("realism",), critic=critic, out_dir=out))
     assert report.metric_names == ["realism"]
     assert set(report.outputs) == {"json", "csv", "worst_realism"}
+
+
+# --- issue 13: finished work is never lost, honest figures ---------------------------------------
+
+
+def test_existing_report_is_refused_without_overwrite(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    evaluate(_config(folder, out_dir=out, metrics=("auc",)))
+    before = (out / "results.json").read_bytes()
+    seen: list[object] = []
+    with pytest.raises(UsageError, match=r"holds an evaluation report already.*--overwrite"):
+        evaluate(_config(folder, out_dir=out), on_image=seen.append)
+    assert not seen and (out / "results.json").read_bytes() == before  # refused before any work
+    (out / "worst_realism.png").write_bytes(b"stale, from an earlier run with --critic")
+    report = evaluate(_config(folder, out_dir=out, metrics=("ssim",), overwrite=True))
+    assert json.loads((out / "results.json").read_text())["settings"]["metrics"] == ["ssim"]
+    assert not (out / "worst_realism.png").exists() and "contact_sheet" not in report.outputs
+    assert evaluate(_config(folder, out_dir=tmp_path / "new" / "deeper")).outputs
+
+
+def test_unwritable_out_is_refused_before_the_evaluation(folder: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    seen: list[object] = []
+    with pytest.raises(UsageError, match="cannot write"):
+        evaluate(_config(folder, out_dir=blocker / "report"), on_image=seen.append)
+    with pytest.raises(UsageError, match="not a folder"):
+        evaluate(_config(folder, out_dir=blocker), on_image=seen.append)
+    assert not seen
+    probe_root = tmp_path / "created" / "by" / "probe"
+    (tmp_path / "empty_set").mkdir()
+    with pytest.raises(EmptyDataset):  # the up-front check creates no folder
+        evaluate(_config(tmp_path / "empty_set", out_dir=probe_root))
+    assert not (tmp_path / "created").exists()
+
+
+def test_a_failed_write_keeps_the_results(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import colorcli.evaluate as ev
+
+    def full_disk(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(ev, "atomic_write_bytes", full_disk)
+    with pytest.raises(ev.ReportNotWritten, match="No space left on device") as info:
+        evaluate(_config(folder, out_dir=tmp_path / "out", metrics=("auc",)))
+    report = info.value.report
+    assert report.n_evaluated == 4 and report.aggregates["gray"]["auc"].n == 4
+    assert report.outputs == {}
+
+
+def test_ground_truth_psnr_is_infinite_and_csv_names_the_grayscale_column(
+    folder: Path, tmp_path: Path
+) -> None:
+    """Ground truth showed PSNR 144 dB (float round-off); the CSV's "gray" column (input was
+    grayscale) read like the gray baseline's name."""
+    out = tmp_path / "out"
+    report = evaluate(_config(folder, out_dir=out, metrics=("psnr",)))
+    assert all(r.values["ground-truth"]["psnr"] == float("inf") for r in report.images)
+    stat = report.aggregates["ground-truth"]["psnr"]
+    assert stat.mean == float("inf") and stat.n == 4
+    assert np.isfinite(report.aggregates["gray"]["psnr"].mean)
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert "input_grayscale" in rows[0] and "gray" not in rows[0]
+    assert {r["psnr"] for r in rows if r["model"] == "ground-truth"} == {"inf"}
+    data = json.loads((out / "results.json").read_text())
+    assert data["aggregate"]["ground-truth"]["psnr"]["mean"] == "inf"
+    assert "input_grayscale" in data["per_image"][0] and "gray" not in data["per_image"][0]

@@ -24,7 +24,13 @@ from colorcli.training import (
     train,
 )
 from colorcli.training.loop import RESUME_FILE, load_resume_state, read_metrics
-from colorcli.training.plots import loss_curve_image, nice_ticks, sample_grid_image
+from colorcli.training.plots import (
+    HEADER,
+    log_ticks,
+    loss_curve_image,
+    nice_ticks,
+    sample_grid_image,
+)
 
 TINY: dict[str, Any] = {
     "crop": 32,
@@ -261,11 +267,36 @@ def test_sample_grid_layout() -> None:
     rgb = torch.rand(2, 3, 8, 8)
     lab = rgb_to_lab(rgb)
     grid = np.asarray(sample_grid_image(lab[:, :1], torch.zeros(2, 2, 8, 8), lab[:, 1:], gap=2))
-    assert grid.shape == (2 * 8 + 3 * 2, 3 * 8 + 4 * 2, 3)
-    truth = grid[2:10, 2 + 2 * 10 : 2 + 2 * 10 + 8]  # row 0, third column
+    assert grid.shape == (HEADER + 2 * 8 + 3 * 2, 3 * 8 + 4 * 2, 3)
+    top = HEADER + 2
+    truth = grid[top : top + 8, 2 + 2 * 10 : 2 + 2 * 10 + 8]  # row 0, third column
     np.testing.assert_allclose(truth / 255.0, rgb[0].permute(1, 2, 0).numpy(), atol=1 / 255 + 1e-4)
-    gray = grid[12:20, 2:10].astype(int)  # row 1, first column: R = G = B
+    gray = grid[top + 10 : top + 18, 2:10].astype(int)  # row 1, first column: R = G = B
     assert np.abs(gray[..., 0] - gray[..., 1]).max() <= 1
+
+
+def test_sample_grid_has_column_labels() -> None:
+    """gray | prediction | truth are written above the three columns (dark text on the white
+    header strip, one label per column)."""
+    lab = rgb_to_lab(torch.rand(1, 3, 64, 64))
+    grid = np.asarray(sample_grid_image(lab[:, :1], lab[:, 1:], lab[:, 1:]))
+    header = grid[:HEADER].min(axis=2) < 128
+    for col in range(3):
+        x = 4 + col * (64 + 4)
+        assert header[:, x : x + 64].sum() > 10, col
+
+
+def test_log_axis_ticks_are_round_numbers() -> None:
+    """A loss between 3.3 and 6.5 on the log axis was labelled 6.30957, 5.01187, 3.98107."""
+    import math
+
+    for lo, hi in [(3.3, 6.5), (3.3, 3.6), (0.5, 9.0), (0.01, 100.0), (2.9, 3.1)]:
+        ticks = log_ticks(math.log10(lo), math.log10(hi))
+        assert len(ticks) >= 3 and all(lo * 0.999 <= t <= hi * 1.001 for t in ticks), ticks
+        for t in ticks:
+            assert len(f"{t:g}") <= 5, ticks  # 4, 5, 6 / 3.3 ... 3.6 / 0.01 / 2.95
+    assert log_ticks(math.log10(3.3), math.log10(6.5)) == [4.0, 5.0, 6.0]
+    assert log_ticks(math.log10(0.01), math.log10(100)) == [0.01, 0.1, 1.0, 10.0, 100.0]
 
 
 def test_rebalance_file_supplies_the_class_weights(photos: Path, tmp_path: Path) -> None:
@@ -291,3 +322,115 @@ def test_rebalance_file_supplies_the_class_weights(photos: Path, tmp_path: Path)
     cfg2 = cfg.replace(out_dir=str(tmp_path / "run2"), bins_file=str(bad))
     with pytest.raises(UsageError, match="differ"):
         train(cfg2)
+
+
+# --- issue 13: presets, projected duration, small validation split, restart ---------------------
+
+
+def test_quick_preset_finishes_on_a_cpu_and_paper_is_one_flag_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The paper's 450k steps at batch 40 are ~94 days on 2 cores: the quick preset is a few
+    thousand steps of the pretrained-encoder U-Net, or of a narrow eccv16 without its weights."""
+    from colorcli.training import config as config_mod
+
+    paper = make_config("d", "o", preset="paper")
+    assert (paper.arch, paper.steps, paper.batch_size, paper.lr, paper.weight_decay) == (
+        "eccv16",
+        450_000,
+        40,
+        3e-5,
+        1e-3,
+    )
+    assert paper.width == 1.0 and paper.crop == 176
+    assert make_config("d", "o").to_dict() == paper.to_dict()  # the library default is unchanged
+
+    monkeypatch.setattr(config_mod, "pretrained_available", lambda encoder="lite0": True)
+    quick = make_config("d", "o", preset="quick")
+    assert quick.arch == "effnet-unet" and quick.pretrained
+    assert quick.steps == config_mod.QUICK_STEPS and 1000 <= quick.steps <= 5000
+    assert (quick.batch_size, quick.crop, quick.lr) == (16, 160, 1e-3)
+    explicit = make_config("d", "o", preset="quick", arch="eccv16", steps=10, lr=0.1)
+    assert (explicit.arch, explicit.steps, explicit.lr, explicit.width) == ("eccv16", 10, 0.1, 0.25)
+
+    monkeypatch.setattr(config_mod, "pretrained_available", lambda encoder="lite0": False)
+    fallback = make_config("d", "o", preset="quick")
+    assert (fallback.arch, fallback.width, fallback.batch_size, fallback.steps) == (
+        "eccv16",
+        0.25,
+        16,
+        config_mod.QUICK_STEPS,
+    )
+    assert make_config("d", "o", "cgan", preset="quick").arch == "unet"
+    with pytest.raises(UsageError, match="unknown preset"):
+        make_config("d", "o", preset="fast")
+
+
+def test_projected_duration_after_the_first_steps(photos: Path, tmp_path: Path) -> None:
+    from colorcli.training import Projected
+    from colorcli.training.loop import ETA_STEPS
+
+    events: list[TrainEvent] = []
+    steps = ETA_STEPS + 4
+    cfg = make_config(str(photos), str(tmp_path / "run"), "classification", steps=steps,
+                      width=0.0625, val_every=100, save_every=100, **TINY)  # fmt: skip
+    train(cfg, on_event=events.append)
+    projected = [e for e in events if isinstance(e, Projected)]
+    assert len(projected) == 1, events
+    p = projected[0]
+    assert p.step == 1 + ETA_STEPS and p.total_steps == steps
+    assert p.seconds_per_step > 0
+    assert p.remaining_s == pytest.approx(p.seconds_per_step * (steps - p.step))
+    assert not p.over_a_day
+    assert Projected(10, 450_000, 18.0, 18.0 * 449_990).over_a_day
+
+
+def test_small_validation_split_is_cautioned(photos: Path, tmp_path: Path) -> None:
+    """5 photos at the default 5 % give a 1-photo validation split: say so."""
+    from colorcli.training import Caution
+    from colorcli.training.loop import MIN_VAL_PHOTOS
+
+    events: list[TrainEvent] = []
+    cfg = make_config(str(photos), str(tmp_path / "run"), "classification", steps=1,
+                      width=0.0625, **TINY)  # fmt: skip
+    train(cfg, on_event=events.append)
+    cautions = [e.message for e in events if isinstance(e, Caution)]
+    assert len(cautions) == 1 and "1 validation photo" in cautions[0], cautions
+    assert f"at least {MIN_VAL_PHOTOS}" in cautions[0] and "--val-split" in cautions[0]
+
+
+def test_rerun_starts_over_when_interrupted_before_the_first_checkpoint(
+    photos: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C before the first save left metrics.jsonl and nothing to resume; a plain rerun was
+    refused ("not empty") and --resume had nothing: the rerun now starts over."""
+    from colorcli.training import Note, StepDone
+
+    out = tmp_path / "run"
+    cfg = make_config(str(photos), str(out), "classification", steps=4, width=0.0625,
+                      save_every=100, val_every=100, **TINY)  # fmt: skip
+
+    def interrupt(event: TrainEvent) -> None:
+        if isinstance(event, StepDone) and event.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, on_event=interrupt)
+    assert (out / "metrics.jsonl").is_file() and not (out / RESUME_FILE).exists()
+    with pytest.raises(UsageError, match=r"before its first checkpoint.*without --resume"):
+        resume(out)
+    events: list[TrainEvent] = []
+    result = train(cfg, on_event=events.append)
+    assert result.step == 4
+    assert any(isinstance(e, Note) and "restarting" in e.message for e in events)
+    steps = [r["step"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "train"]
+    assert steps == [1, 2, 3, 4]  # the interrupted run's records are gone
+    # a folder with a checkpoint, or with files that are not a run's, is still refused
+    with pytest.raises(UsageError, match="not empty"):
+        train(cfg)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metrics.jsonl").write_text("")
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="not empty"):
+        train(cfg.replace(out_dir=str(other)))

@@ -38,6 +38,44 @@ class DeviceChoice(str, Enum):
     mps = "mps"
 
 
+def _strip_markup(text: str) -> str:
+    """Help text without rich markup (``[bold]x[/]`` -> ``x``, ``\\[`` -> ``[``); brackets that
+    are not markup (``[--key DIR]``) stay."""
+    from rich.text import Text
+
+    return Text.from_markup(text).plain
+
+
+def plain_help(command: Any) -> None:
+    """Give ``command`` and every sub-command click's two-column help layout (the option help
+    gets the rest of the line; flags read ``--x / --no-x``) instead of typer's rich panels,
+    which at 80 columns squeeze the help into six narrow columns with ``<bool>`` placeholders.
+    The rich markup of help texts is removed. Idempotent."""
+    stack = [command]
+    while stack:
+        cmd = stack.pop()
+        if getattr(cmd, "_colorcli_plain_help", False):
+            continue
+        cmd._colorcli_plain_help = True
+        if hasattr(cmd, "rich_markup_mode"):
+            cmd.rich_markup_mode = None
+        for attr in ("help", "short_help"):
+            if isinstance(getattr(cmd, attr, None), str):
+                setattr(cmd, attr, _strip_markup(getattr(cmd, attr)))
+        for param in getattr(cmd, "params", ()):
+            if isinstance(getattr(param, "help", None), str):
+                param.help = _strip_markup(param.help)
+        stack.extend(getattr(cmd, "commands", {}).values())
+
+
+class HelpGroup(typer.core.TyperGroup):
+    """The root command group: switches the whole tree to ``plain_help`` before parsing."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        plain_help(self)
+        return super().main(*args, **kwargs)
+
+
 def debug_enabled() -> bool:
     ctx: Any = click.get_current_context(silent=True)
     if ctx is None:
@@ -64,6 +102,16 @@ def warn_line(message: str) -> None:
 def say(text: str) -> None:
     """One plain summary line on stdout (no markup, never wrapped)."""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def print_full_width(renderable: Any) -> None:
+    """Print ``renderable`` (a table) on stdout: on a terminal as wide as the terminal; to a file
+    or pipe at its natural width (rich would otherwise cut it at 80 columns)."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    natural = console.measure(renderable, options=console.options.update_width(100_000))
+    Console(width=max(80, natural.maximum), file=console.file).print(renderable)
 
 
 def png_path(path: Path | None) -> Path | None:

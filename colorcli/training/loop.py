@@ -1,8 +1,9 @@
 """The shared training loop: data, steps, logging, validation, checkpoints, resume, DDP.
 
 ``train(config)`` starts a run in ``config.out_dir``; ``resume(run_dir)`` continues one. Both
-report through an optional ``on_event`` callback (``Started``, ``StepDone``, ``Validated``,
-``Saved``, ``Note``, ``BadFile``) and return a ``TrainResult``; nothing here prints.
+report through an optional ``on_event`` callback (``Started``, ``StepDone``, ``Projected``,
+``Validated``, ``Saved``, ``Note``, ``Caution``, ``BadFile``) and return a ``TrainResult``;
+nothing here prints.
 
 Run folder::
 
@@ -97,6 +98,13 @@ METRICS_FILE = "metrics.jsonl"
 LOSS_PLOT = "loss.png"
 SAMPLES_DIR = "samples"
 RUN_FILES = (MODEL_FILE, RESUME_FILE, CRITIC_FILE, METRICS_FILE, LOSS_PLOT)
+MIN_VAL_PHOTOS = 10
+"""Fewer validation photos than this get a ``Caution``: their metrics are mostly noise."""
+ETA_STEPS = 5
+"""Steps timed (after the first, which warms up) before ``Projected`` is reported..."""
+ETA_MAX_WAIT_S = 60.0
+"""... or fewer when they take longer than this."""
+ONE_DAY_S = 86_400.0
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -126,6 +134,21 @@ class StepDone:
 
 
 @dataclass(frozen=True)
+class Projected:
+    """The run's projected duration, from the steps timed after the first one (validations and
+    checkpoints included): ``remaining_s`` seconds for the steps after ``step``."""
+
+    step: int
+    total_steps: int
+    seconds_per_step: float
+    remaining_s: float
+
+    @property
+    def over_a_day(self) -> bool:
+        return self.remaining_s > ONE_DAY_S
+
+
+@dataclass(frozen=True)
 class Validated:
     step: int
     metrics: dict[str, float]
@@ -149,6 +172,13 @@ class Note:
 
 
 @dataclass(frozen=True)
+class Caution:
+    """Something the run does that the user probably does not want (it goes on anyway)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class Mined:
     """A hard-mining round: before step ``step``, the ``subset`` least real of ``pool`` photos."""
 
@@ -160,7 +190,7 @@ class Mined:
     subset_realism: float
 
 
-TrainEvent = Started | StepDone | Validated | Saved | BadFile | Note | Mined
+TrainEvent = Started | StepDone | Projected | Validated | Saved | BadFile | Note | Caution | Mined
 OnEvent = Callable[[TrainEvent], None]
 
 
@@ -256,11 +286,59 @@ def _init_distributed(device: torch.device) -> tuple[_Dist, torch.device]:
 # --- set-up -----------------------------------------------------------------------------------
 
 
-def _check_new_run_dir(out: Path, overwrite: bool, d: _Dist) -> None:
+class _EtaProbe:
+    """Times the steps after the first one (which warms up: workers, allocations) and makes the
+    ``Projected`` event once ``ETA_STEPS`` of them, or ``ETA_MAX_WAIT_S`` seconds, have passed."""
+
+    def __init__(self, total_steps: int) -> None:
+        self.total = total_steps
+        self.t0: float | None = None
+        self.step0 = 0
+        self.done = False
+
+    def after_step(self, step: int) -> Projected | None:
+        if self.done:
+            return None
+        now = time.perf_counter()
+        if self.t0 is None:
+            self.t0, self.step0 = now, step
+            return None
+        n = step - self.step0
+        if n < ETA_STEPS and now - self.t0 < ETA_MAX_WAIT_S:
+            return None
+        self.done = True
+        if step >= self.total:
+            return None
+        per_step = (now - self.t0) / n
+        return Projected(step, self.total, per_step, per_step * (self.total - step))
+
+
+def _restartable(out: Path) -> bool:
+    """A run folder that holds no checkpoint yet (interrupted before its first save): only the
+    files a run writes, without ``model.pt`` or ``resume.pt``. A rerun may start over in it."""
+    names = set(RUN_FILES) - {MODEL_FILE, RESUME_FILE, CRITIC_FILE}
+    for p in out.iterdir():
+        if p.name in names or (p.name.startswith(".") and p.name.endswith(".tmp")):
+            continue
+        if (
+            p.name == SAMPLES_DIR
+            and p.is_dir()
+            and all(q.is_file() and q.name.startswith(("step", ".")) for q in p.iterdir())
+        ):
+            continue
+        return False
+    return True
+
+
+def _check_new_run_dir(out: Path, overwrite: bool, d: _Dist) -> bool:
+    """Refuse a non-empty ``out`` unless ``overwrite`` or ``_restartable``, and clear a previous
+    run's files there; True when a run without a checkpoint is started over."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder")
+    restart = False
     if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
+        restart = not overwrite and _restartable(out)
+        if not overwrite and not restart:
             raise UsageError(
                 f"{out}: folder is not empty; use --resume to continue that run "
                 "or --overwrite to start again there"
@@ -275,6 +353,7 @@ def _check_new_run_dir(out: Path, overwrite: bool, d: _Dist) -> None:
             if samples.is_dir():
                 for p in samples.glob("step*.png"):
                     p.unlink()
+    return restart
 
 
 def _load_bins(config: TrainConfig, rebalance_bins: np.ndarray | None) -> np.ndarray:
@@ -440,8 +519,10 @@ class _Run:
         self.on_event = on_event if self.d.main else None
         self.out = Path(config.out_dir)
         self.state = state
-        if state is None:
-            _check_new_run_dir(self.out, overwrite, self.d)
+        if state is None and _check_new_run_dir(self.out, overwrite, self.d):
+            self.emit(
+                Note(f"{self.out}: no checkpoint yet (stopped before the first save): restarting")
+            )
         if self.d.main:
             self.out.mkdir(parents=True, exist_ok=True)
             for stale in self.out.glob(".*.tmp"):
@@ -479,6 +560,17 @@ class _Run:
         if not val_files:
             self.emit(Note("no separate validation images: validating on training images"))
             val_files = train_files
+        elif len(val_files) < MIN_VAL_PHOTOS:
+            where = (
+                f"in {c.val_dir}" if c.val_dir else f"({c.val_split:.0%} of {len(files)} photos)"
+            )
+            self.emit(
+                Caution(
+                    f"only {len(val_files)} validation photo(s) {where}: validation metrics "
+                    f"will be mostly noise; give at least {MIN_VAL_PHOTOS} (--val-split or "
+                    "--val-dir)"
+                )
+            )
         return train_files, val_files
 
     # -- checkpoints
@@ -772,6 +864,7 @@ class _Run:
         t_window = time.perf_counter()
         shown_loss = float("nan")
         bad_train: set[int] = set()
+        eta = _EtaProbe(c.steps)
         it = iter(loader)
         try:
             while step < c.steps:
@@ -822,6 +915,9 @@ class _Run:
                     self._validate_and_log(objective, step, val_rgb, extra)
                 if step % c.save_every == 0 or step == c.steps:
                     self.save(objective, step, digest, extra)
+                projected = eta.after_step(step)
+                if projected is not None:
+                    self.emit(projected)
         finally:
             del it
         d.barrier()
@@ -1018,6 +1114,11 @@ def load_resume_state(run_dir: str | Path) -> dict[str, Any]:
     or not a colorcli resume file."""
     path = Path(run_dir) / RESUME_FILE
     if not path.is_file():
+        if Path(run_dir).is_dir() and any(Path(run_dir).iterdir()) and _restartable(Path(run_dir)):
+            raise UsageError(
+                f"{run_dir}: the run stopped before its first checkpoint, nothing to resume; "
+                "run the same command without --resume to start over"
+            )
         raise UsageError(f"{run_dir}: no {RESUME_FILE} here, nothing to resume")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -35,6 +35,29 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     return ticks
 
 
+def log_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
+    """Round tick *values* for a log axis spanning [10**lo, 10**hi]: 1, 2, 5 x 10^k (every
+    mantissa 1-9 when that gives too few), and for a span under a factor of about 3 the round
+    values of a linear axis (3.4, 3.5, 3.6), so that labels never read 6.30957."""
+    if not math.isfinite(lo) or not math.isfinite(hi):
+        return []
+    vlo, vhi = 10.0**lo, 10.0**hi
+    if hi <= lo:
+        return [vlo]
+    for mantissas in ((1.0, 2.0, 5.0), tuple(float(m) for m in range(1, 10))):
+        ticks = [
+            round(m * 10.0**k, 12)
+            for k in range(math.floor(lo) - 1, math.ceil(hi) + 1)
+            for m in mantissas
+            if vlo * (1 - 1e-9) <= m * 10.0**k <= vhi * (1 + 1e-9)
+        ]
+        if len(ticks) > target * 2:  # many decades: keep the powers of ten
+            ticks = [t for t in ticks if math.isclose(math.log10(t), round(math.log10(t)))]
+        if len(ticks) >= 3:
+            return ticks
+    return [t for t in nice_ticks(vlo, vhi, target) if t > 0]
+
+
 def _fmt(v: float) -> str:
     if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
         return f"{v:.1e}"
@@ -89,11 +112,10 @@ def loss_curve_image(
     def py(v: float) -> float:
         return y1 - (ty(v) - vlo) / (vhi - vlo) * (y1 - y0)
 
-    for t in nice_ticks(vlo, vhi):
-        y = y1 - (t - vlo) / (vhi - vlo) * (y1 - y0)
+    for t in log_ticks(vlo, vhi) if use_log else nice_ticks(vlo, vhi):
+        y = py(t)
         draw.line([(x0, y), (x1, y)], fill=GRID)
-        label = _fmt(10**t) if use_log else _fmt(t)
-        draw.text((x0 - 6, y), label, fill=INK, font=font, anchor="rm")
+        draw.text((x0 - 6, y), _fmt(t), fill=INK, font=font, anchor="rm")
     for t in nice_ticks(slo, shi):
         x = px(t)
         draw.line([(x, y1), (x, y1 + 4)], fill=INK)
@@ -125,10 +147,15 @@ def _to_uint8(rgb: torch.Tensor) -> np.ndarray:
     return np.asarray(np.rint(arr * 255.0), dtype=np.uint8)
 
 
+SAMPLE_COLUMNS = ("gray", "prediction", "truth")
+HEADER = 20
+"""Height in pixels of the column labels above a sample grid."""
+
+
 def sample_grid_image(
     lum: torch.Tensor, pred_ab: torch.Tensor, true_ab: torch.Tensor, *, gap: int = 4
 ) -> Image.Image:
-    """One row per image: gray input | predicted colours | ground truth.
+    """One row per image under the column labels: gray input | prediction | truth.
 
     ``lum`` ``(B, 1, H, W)`` in [0, 100]; ``pred_ab``, ``true_ab`` ``(B, 2, H, W)`` in Lab units.
     """
@@ -144,11 +171,16 @@ def sample_grid_image(
         lab_to_rgb(torch.cat([lum, pred_ab.float().cpu()], dim=1)),
         lab_to_rgb(torch.cat([lum, true_ab.float().cpu()], dim=1)),
     ]
-    grid = Image.new("RGB", (3 * w + 4 * gap, b * h + (b + 1) * gap), BACKGROUND)
+    grid = Image.new("RGB", (3 * w + 4 * gap, HEADER + b * h + (b + 1) * gap), BACKGROUND)
+    draw = ImageDraw.Draw(grid)
+    font = load_font(12)
+    for col, label in enumerate(SAMPLE_COLUMNS):
+        centre = gap + col * (w + gap) + w / 2
+        draw.text((centre, HEADER / 2 + gap / 2), label, fill=INK, font=font, anchor="mm")
     for row in range(b):
         for col, panel in enumerate(panels):
             tile = Image.fromarray(_to_uint8(panel[row]), "RGB")
-            grid.paste(tile, (gap + col * (w + gap), gap + row * (h + gap)))
+            grid.paste(tile, (gap + col * (w + gap), HEADER + gap + row * (h + gap)))
     return grid
 
 
