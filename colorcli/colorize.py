@@ -392,8 +392,9 @@ class Prepared:
     compare_left: np.ndarray | None = None  # (h, w, 3) uint8
 
 
-#: ``predict(L (B, 1, S, S) float32 tensor in [0, 100], temperature) -> ab (B, 2, S, S)``.
-Predictor = Callable[["torch.Tensor", "float | None"], "torch.Tensor"]
+#: ``predict(L (B, 1, S, S) float32 in [0, 100], temperature) -> ab (B, 2, S, S)``: torch
+#: tensors on the torch backend, numpy arrays on the onnx one.
+Predictor = Callable[[Any, "float | None"], Any]
 
 
 class Colorizer:
@@ -415,12 +416,17 @@ class Colorizer:
         *,
         half: bool = False,
         name: str = "",
+        backend: Literal["torch", "onnx"] = "torch",
     ) -> None:
-        import torch
-
         self._predict = predict
         self.input_size = int(input_size)
-        self.device = torch.device(device)
+        self.backend = backend
+        # onnx: ``predict`` takes and returns numpy arrays, and torch is never imported
+        self.device: torch.device | str = "cpu"
+        if backend == "torch":
+            import torch
+
+            self.device = torch.device(device)
         self.settings = settings or ColorSettings()
         self.half = bool(half)
         self.name = name
@@ -434,6 +440,7 @@ class Colorizer:
         *,
         half: bool | None = None,
         channels_last: bool | None = None,
+        backend: str = "auto",
         **setting_kwargs: Any,
     ) -> Colorizer:
         """Load a model (path, ``hf://owner/repo[@rev]/file``, or None for the shipped default).
@@ -443,7 +450,24 @@ class Colorizer:
         convolutions (default on: on CPU it measured 10-30 % faster for eccv16 with oneDNN, see
         benchmarks/bench_colorize.py; on CUDA it is what tensor cores want). Extra keyword
         arguments are ``ColorSettings`` fields (``saturation=1.2``, ``legacy="on"``...).
+        ``backend``: "torch", "onnx" (ONNX Runtime on the CPU, without importing torch; the
+        ``onnx`` extra) or "auto": onnx when onnxruntime is installed, the device is the CPU and
+        the model's ``.onnx`` twin exists beside it or in the user cache or can be exported
+        there once (``colorcli.onnx_backend.choose``), else torch.
         """
+        from colorcli.onnx_backend import choose
+
+        onnx_model = choose(spec, device, backend, half)
+        if onnx_model is not None:
+            name = str(spec) if spec is not None else "default"
+            return cls(
+                onnx_model.predict_ab,
+                onnx_model.input_size,
+                "cpu",
+                replace(settings or ColorSettings(), **setting_kwargs),
+                name=name,
+                backend="onnx",
+            )
         import torch
 
         from colorcli.checkpoint import load_model
@@ -487,6 +511,7 @@ class Colorizer:
             replace(self.settings, **changes),
             half=self.half,
             name=self.name,
+            backend=self.backend,
         )
 
     # -- the three stages -------------------------------------------------------------------
@@ -522,16 +547,21 @@ class Colorizer:
 
     def predict_ab(self, l_small: np.ndarray) -> np.ndarray:
         """Stage 2 (one thread): L ``(B, S, S)`` float32 -> ab ``(B, 2, S, S)`` float32."""
+        if self.backend == "onnx":
+            lum = np.ascontiguousarray(l_small, dtype=np.float32)[:, None]
+            ab_np: np.ndarray = self._predict(lum, self.settings.temperature)
+            return ab_np
         import torch
 
         from colorcli.device import autocast_dtype
 
         x = torch.from_numpy(np.ascontiguousarray(l_small, dtype=np.float32))[:, None]
-        dtype = autocast_dtype(self.device) if self.half else None
+        device = torch.device(self.device)
+        dtype = autocast_dtype(device) if self.half else None
         with torch.inference_mode():
-            x = x.to(self.device, non_blocking=True)
+            x = x.to(device, non_blocking=True)
             if dtype is not None:
-                with torch.autocast(self.device.type, dtype=dtype):
+                with torch.autocast(device.type, dtype=dtype):
                     ab = self._predict(x, self.settings.temperature)
             else:
                 ab = self._predict(x, self.settings.temperature)
@@ -606,6 +636,8 @@ class ColorizeConfig:
     max_pixels: int | None = None
     half: bool | None = None
     settings: ColorSettings = field(default_factory=ColorSettings)
+    #: "auto", "onnx" or "torch" (``Colorizer.load``).
+    backend: str = "auto"
     #: ``(i, n)``: plan only the i-th of n interleaved parts of the file list (``parse_shard``).
     shard: tuple[int, int] | None = None
     #: Colorize photos that are already in colour too (from their L). Off: they are skipped
@@ -996,7 +1028,9 @@ def colorize_paths(
     plan = plan_colorize(config)
     summary = Summary(ignored=plan.ignored)
     if plan.todo and colorizer is None:
-        colorizer = Colorizer.load(config.model, config.device, config.settings, half=config.half)
+        colorizer = Colorizer.load(
+            config.model, config.device, config.settings, half=config.half, backend=config.backend
+        )
     if colorizer is None:
         results: Iterator[FileResult] = (
             FileResult(j.source, j.output, j.status, j.message, skip=j.skip) for j in plan.jobs

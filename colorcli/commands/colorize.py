@@ -27,6 +27,14 @@ if TYPE_CHECKING:
     from colorcli.colorize import ColorizeConfig, Plan, Summary
 
 
+class BackendChoice(str, Enum):
+    """``--backend``: the inference engine (``Colorizer.load``'s ``backend``)."""
+
+    auto = "auto"
+    onnx = "onnx"
+    torch = "torch"
+
+
 class FormatChoice(str, Enum):
     keep = "keep"
     jpeg = "jpeg"
@@ -176,6 +184,14 @@ def command(
     device: Annotated[
         DeviceChoice, typer.Option(help="Where the model runs (auto: cuda > mps > cpu).")
     ] = DeviceChoice.auto,
+    backend: Annotated[
+        BackendChoice,
+        typer.Option(
+            help="Inference engine: onnx (ONNX Runtime on the CPU, no torch import; pip install "
+            "'colorcli[onnx]'), torch, or auto (onnx when installed, on the CPU, and the model's "
+            ".onnx twin exists or can be exported once into the user cache).",
+        ),
+    ] = BackendChoice.auto,
     batch_size: Annotated[int, typer.Option(help="Images per network call.", min=1)] = 4,
     workers: Annotated[
         int | None,
@@ -239,6 +255,7 @@ def command(
         settings=settings,
         shard=parse_shard(shard),
         recolor=recolor,
+        backend=backend.value,
     )
     summary = _run(config)
     _render(summary, config)
@@ -279,10 +296,13 @@ def _run(config: ColorizeConfig) -> Summary:
             if job.status == "failed":
                 error_line(job.message)
     else:
-        colorizer = Colorizer.load(config.model, config.device, config.settings, half=config.half)
+        colorizer = Colorizer.load(
+            config.model, config.device, config.settings, half=config.half, backend=config.backend
+        )
+        engine = " (ONNX Runtime)" if colorizer.backend == "onnx" else ""
         err_console.print(
             f"Colorizing {todo} image{'s' if todo != 1 else ''} with "
-            f"{escape(colorizer.name)} on {colorizer.device} "
+            f"{escape(colorizer.name)} on {colorizer.device}{engine} "
             f"(network input {colorizer.size}x{colorizer.size}) into {escape(str(plan.out_dir))}",
             highlight=False,
         )
