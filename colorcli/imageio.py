@@ -172,11 +172,11 @@ def _open_header(path: Path) -> Image.Image:
             for fmt in [f for f in Image.ID if f not in tried]:
                 tried.add(fmt)
                 factory, accept = Image.OPEN[fmt]
-                ok = not accept or accept(prefix)
-                if not ok or isinstance(ok, str):
-                    continue
-                fp.seek(0)
-                try:
+                try:  # as Image.open: these errors mean "not this format", try the next one
+                    ok = not accept or accept(prefix)
+                    if not ok or isinstance(ok, str):
+                        continue
+                    fp.seek(0)
                     im = factory(fp, str(path))
                 except (SyntaxError, IndexError, TypeError, struct.error):
                     continue
