@@ -36,7 +36,7 @@ FINAL_STEPS=${FINAL_STEPS:-5000}
 DATA=../shared/data
 TRAIN_DATA=("$DATA/imagenet-sample" "$DATA/bsds500/train" "$DATA/bsds500/val")
 COMMON=(
-  --width 0.25 --batch-size 16 --crop 176 --lr 1e-3
+  --preset paper --width 0.25 --batch-size 16 --crop 176 --lr 1e-3
   --val-split 0.05 --val-images 64 --save-every 250 --log-every 25
   --workers 1 --seed 0 --device cpu
 )

@@ -53,7 +53,8 @@ from colorcli.training.loop import read_metrics  # noqa: E402
 
 def common_args(a: argparse.Namespace) -> list[str]:
     return [
-        "--width", str(a.width), "--batch-size", str(a.batch_size), "--crop", "176",
+        "--preset", "paper", "--width", str(a.width), "--batch-size", str(a.batch_size),
+        "--crop", "176",
         "--lr", str(a.lr), "--val-split", "0.05", "--val-images", "64",
         "--save-every", str(SAVE_EVERY), "--val-every", str(a.val_every), "--log-every", "50",
         "--workers", str(a.workers), "--seed", "0", "--device", a.device,

@@ -97,3 +97,20 @@ def test_cli_device_and_half_errors_exit_2(tmp_path: Path) -> None:
         assert res.exit_code == 2, (args, res.output)
         lines = [ln for ln in res.output.splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:"), (args, res.output)
+
+
+def test_colorize_help_states_the_shipped_models_own_size_and_temperature() -> None:
+    """--help said "usually 256" and "usually 0.38" while the shipped model runs at 176 px and
+    T 0.5: the help names the shipped file's actual values."""
+    import pytest
+
+    from colorcli.checkpoint import default_model_path, load_model
+
+    if not default_model_path().is_file():
+        pytest.skip("no shipped default model in this checkout")
+    loaded = load_model("default", "cpu")
+    res = runner.invoke(app, ["colorize", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert "usually" not in text
+    assert f"{loaded.input_size} for the shipped default" in text
+    assert f"{loaded.temperature:g} for the shipped default" in text
