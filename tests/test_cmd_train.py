@@ -110,6 +110,7 @@ def test_projected_duration_is_printed_and_warned_beyond_a_day(
     assert res.exit_code == 0, res.output
     assert "projected duration:" in res.output and "s/step" in res.output
     assert "more than a day" not in res.output
+    assert "warning: only 1 validation photo(s)" in res.output  # 4 photos, 5 % held out
 
     with _Reporter() as rep:
         rep(Projected(6, 450_000, 17.9, 17.9 * 449_994))
