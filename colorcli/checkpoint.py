@@ -161,11 +161,13 @@ def copy_model(
     half: bool = True,
     decode: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
+    input_size: int | None = None,
 ) -> Path:
     """Rewrite the colorcli model file ``src`` (a path, ``hf://...`` or ``default``) as the
     safetensors file ``dst`` (atomically): ``half`` storage, ``decode``
-    settings merged over the file's own, ``metrics`` in place of its metrics when given. Every
-    other field (architecture, bins, input size, training config, step) is kept."""
+    settings merged over the file's own, ``metrics`` in place of its metrics and ``input_size`` in
+    place of its input size when given. Every other field (architecture, bins, training config,
+    step) is kept."""
     path = resolve_model_spec(src)  # a path, hf://... or "default"
     loaded = load_model(path, device="cpu")
     raw = read_model_file(path)
@@ -176,7 +178,7 @@ def copy_model(
         arch_kwargs=raw["arch_kwargs"],
         bins=raw["bins"],
         decode={**raw["decode"], **dict(decode or {})},
-        input_size=raw["input_size"],
+        input_size=raw["input_size"] if input_size is None else int(input_size),
         train_config=raw["train_config"],
         metrics=(raw.get("metrics") or {}) if metrics is None else metrics,
         step=raw["step"],

@@ -5,18 +5,20 @@ The data path for one image::
     file -> imageio.read_image (upright, native 8/16-bit, alpha and metadata split off)
          -> L of the ORIGINAL pixels, full size, float32            (luminance)
          -> [legacy scans only, on request: denoise, CLAHE]          (restore_luminance)
-         -> L resized to size x size (area average)  -> model -> ab (size x size)
+         -> L resized, long side = size, aspect kept (area average) -> model -> ab
          -> ab x saturation, upsampled bilinearly to the full size
          -> joined with the full-size L -> sRGB at the input's bit depth (lab_to_rgb_image)
          -> imageio.write_image (same format, EXIF/ICC/alpha kept, atomic)
 
-Only the small ``size x size`` L goes through the network; the full-size work is done on
+Only the small L (long side ``size``) goes through the network; the full-size work is done on
 float32 row strips with numpy/OpenCV (lookup tables for the sRGB curves), so memory stays at a
 few copies of one channel: a 24-megapixel scan needs well under 2 GB.
 
-The network sees a square ``size x size`` input whatever the aspect ratio, as the reference
-eccv16 pipeline does (the networks are trained on square crops); the ab it predicts is stretched
-back to the original shape, and since ab is smooth, the stretch costs nothing visible.
+The network sees the photo at its own aspect ratio (``network_size``: the long side is the model's
+input size, or ``size``), not squashed to a square as the reference eccv16 pipeline does, so a
+face or a horizon keeps the proportions the network learned on (unstretched) crops; the model pads
+the sides to its size multiple, and the ab it predicts is upsampled to the original size.
+Images of one shape share a forward pass in a batch.
 
 The batch workflow (``plan_colorize`` then ``colorize_jobs``) decodes and prepares images on a
 thread pool while the model runs on the previous batch, and encodes/writes on another pool; the
@@ -385,7 +387,7 @@ class Prepared:
     writer needs (alpha, metadata, a comparison thumbnail)."""
 
     lum: np.ndarray  # (H, W) float32, [0, 100]
-    l_small: np.ndarray  # (size, size) float32
+    l_small: np.ndarray  # (h, w) float32, long side = the network size
     decoded: imageio.DecodedImage  # pixels dropped (set to an empty array) once L is computed
     bit_depth: int
     legacy: str | None
@@ -499,7 +501,7 @@ class Colorizer:
 
     @property
     def size(self) -> int:
-        """The side of the square network input."""
+        """The long side of the network input."""
         return self.settings.size or self.input_size
 
     def with_settings(self, **changes: Any) -> Colorizer:
@@ -540,7 +542,7 @@ class Colorizer:
             left = imageio.to_uint8(_thumbnail(pixels, COMPARE_MAX_SIDE // 2))
             if left.ndim == 2:
                 left = np.repeat(left[..., None], 3, axis=2)
-        l_small = cv2.resize(lum, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        l_small = cv2.resize(lum, network_size(lum.shape, self.size), interpolation=cv2.INTER_AREA)
         bit_depth = decoded.bit_depth
         decoded.pixels = np.empty((0, 0), dtype=pixels.dtype)  # free the full-size pixels
         return Prepared(lum, l_small, decoded, bit_depth, legacy, left)
@@ -920,6 +922,28 @@ def _failure(job: Job, exc: BaseException) -> FileResult:
     return FileResult(job.source, job.output, "failed", msg, exception=exc)
 
 
+def network_size(shape: tuple[int, ...], side: int) -> tuple[int, int]:
+    """(width, height) of the network input for an image of ``shape`` (H, W, ...): the long
+    side is ``side``, the short side keeps the aspect ratio (at least 8 px); the model pads
+    to its size multiple."""
+    h, w = int(shape[0]), int(shape[1])
+    scale = side / max(h, w)
+    return max(8, round(w * scale)), max(8, round(h * scale))
+
+
+def _predict_by_shape(colorizer: Colorizer, smalls: list[np.ndarray]) -> list[np.ndarray]:
+    """ab of each network input, one forward per group of equal shapes (in input order)."""
+    out: list[np.ndarray | None] = [None] * len(smalls)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, x in enumerate(smalls):
+        groups.setdefault(x.shape, []).append(i)
+    for idx in groups.values():
+        abs_ = colorizer.predict_ab(np.stack([smalls[i] for i in idx]))
+        for i, ab in zip(idx, abs_, strict=True):
+            out[i] = ab
+    return [a for a in out if a is not None]
+
+
 def colorize_jobs(
     jobs: Sequence[Job], colorizer: Colorizer, config: ColorizeConfig
 ) -> Iterator[FileResult]:
@@ -971,7 +995,7 @@ def colorize_jobs(
             fill()  # the next batch decodes while the model runs on this one
             if not batch:
                 continue
-            ab = colorizer.predict_ab(np.stack([p.l_small for _, _, p in batch]))
+            ab = _predict_by_shape(colorizer, [p.l_small for _, _, p in batch])
             for (job, started, prep), ab_i in zip(batch, ab, strict=True):
                 while len(writes) >= 2 * config.workers:
                     done, _ = wait(list(writes), return_when=FIRST_COMPLETED)

@@ -49,11 +49,13 @@ from colorcli.errors import BadImage, ColorcliError, EmptyDataset, UsageError
 from colorcli.fsutil import atomic_open, check_writable
 from colorcli.imageio import find_images, read_rgb
 
-Metric = Literal["auc", "psnr", "ssim", "colorfulness", "realism"]
+Metric = Literal["auc", "psnr", "ssim", "colorfulness", "realism", "interpretability"]
 ALL_METRICS: tuple[Metric, ...] = ("auc", "psnr", "ssim", "colorfulness")
 """The metrics that need nothing but the photos (``all`` on the command line; with a critic,
 ``all`` adds ``realism``)."""
-METRIC_CHOICES: tuple[Metric, ...] = (*ALL_METRICS, "realism")
+METRIC_CHOICES: tuple[Metric, ...] = (*ALL_METRICS, "realism", "interpretability")
+"""``interpretability`` (``colorcli.interpretability``): an ImageNet classifier's top-1 / top-5
+on each row's images, for files named after their synset; needs the ``pretrained`` extra."""
 BASELINES: tuple[str, ...] = ("gray", "random", "ground-truth")
 CONTACT_K = 3
 REALISM_THRESHOLD = 0.5
@@ -66,6 +68,8 @@ METRIC_LABELS: dict[str, str] = {
     "ssim": "SSIM",
     "colorfulness": "colourfulness",
     "realism": "realism",
+    "top1": "top-1 %",
+    "top5": "top-5 %",
 }
 
 
@@ -185,6 +189,9 @@ class EvalReport:
     outputs: dict[str, Path] = field(default_factory=dict)
     realism: dict[str, RealismSummary] = field(default_factory=dict)  # model -> summary
     critic: dict[str, Any] | None = None  # the critic file and what it was trained on
+    #: model -> share of the gray-to-truth top-1 gap recovered (interpretability only)
+    gap_recovered: dict[str, float] = field(default_factory=dict)
+    n_labelled: int = 0  # images scored for interpretability
 
     @property
     def n_gray(self) -> int:
@@ -483,6 +490,8 @@ def _metric_names(config: EvalConfig) -> list[str]:
         names += [f"{n}_full" for n in list(names)]
     if "realism" in config.metrics:
         names.append("realism")
+    if "interpretability" in config.metrics:
+        names += ["top1", "top5"]
     return names
 
 
@@ -552,6 +561,18 @@ def evaluate(config: EvalConfig, on_image: OnImage | None = None) -> EvalReport:
     accs = {p.name: _Accumulator() for p in predictors}
     keeper = _ContactKeeper(CONTACT_K)
     scorer = _RealismScorer(config) if "realism" in metric_set else None
+    semantic = None
+    labels: dict[int, int] = {}
+    if "interpretability" in metric_set:
+        from colorcli.interpretability import SemanticScorer, label_of
+
+        labels = {i: lab for i, f in enumerate(files) if (lab := label_of(f)) is not None}
+        if not labels:
+            raise UsageError(
+                f"{config.data_dir}: --metric interpretability needs photos named after their "
+                "ImageNet synset (n01440764_tench.JPEG); none of the file names has one"
+            )
+        semantic = SemanticScorer(config.device or "cpu")
     images: list[ImageResult] = []
     todo = [i for i in range(len(files)) if i not in failed]
     for n_done, i in enumerate(todo, start=1):
@@ -564,7 +585,8 @@ def evaluate(config: EvalConfig, on_image: OnImage | None = None) -> EvalReport:
         else:
             images.append(
                 _evaluate_sample(
-                    sample, predictors, metric_set, prior, config, accs, keeper, scorer
+                    sample, predictors, metric_set, prior, config, accs, keeper, scorer,
+                    semantic, labels.get(i),
                 )
             )
         if on_image is not None:
@@ -606,6 +628,17 @@ def evaluate(config: EvalConfig, on_image: OnImage | None = None) -> EvalReport:
         curves=curves,
         seconds=0.0,
     )
+    if semantic is not None:
+        from colorcli.interpretability import gap_recovered
+
+        report.n_labelled = sum(1 for r in images if "top1" in r.values[predictors[0].name])
+        if "gray" in aggregates and "ground-truth" in aggregates:
+            g, t = aggregates["gray"]["top1"].mean, aggregates["ground-truth"]["top1"].mean
+            report.gap_recovered = {
+                p.name: gap_recovered(aggregates[p.name]["top1"].mean, g, t)
+                for p in predictors
+                if p.name not in ("gray", "ground-truth")
+            }
     if scorer is not None:
         report.critic = scorer.info
         report.realism = {p.name: realism_summary(images, p.name, config.worst) for p in predictors}
@@ -633,6 +666,8 @@ def _evaluate_sample(
     accs: dict[str, _Accumulator],
     keeper: _ContactKeeper,
     scorer: _RealismScorer | None = None,
+    semantic: Any = None,
+    label: int | None = None,
 ) -> ImageResult:
     gray = M.is_grayscale_ab(sample.ab)
     result = ImageResult(sample.path, gray)
@@ -669,6 +704,9 @@ def _evaluate_sample(
             values.update({f"{k}_full": v for k, v in full.items()})
         if scorer is not None:
             values["realism"] = scorer.score(p.name, sample, pred, pred_rgb)
+        if semantic is not None and label is not None:
+            rgb = pred_rgb if pred_rgb is not None else _join_rgb(sample.L, pred)
+            values["top1"], values["top5"] = semantic.score(rgb, label)
         if p.name == "ground-truth":  # identical to the truth by construction: the difference
             for k in ("psnr", "psnr_full"):  # left is float round-off (about 144 dB)
                 if k in values:
@@ -873,6 +911,17 @@ def report_to_json(report: EvalReport) -> dict[str, Any]:
             for r in report.images
         ],
         **({"realism": _realism_json(report)} if report.realism else {}),
+        **(
+            {
+                "interpretability": {
+                    "classifier": "EfficientNet-Lite0 (ImageNet), whole image at 224 px",
+                    "labelled_images": report.n_labelled,
+                    "gap_recovered": {k: _num(v) for k, v in report.gap_recovered.items()},
+                }
+            }
+            if "top1" in report.metric_names
+            else {}
+        ),
         "seconds": report.seconds,
     }
 

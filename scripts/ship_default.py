@@ -83,7 +83,10 @@ def main() -> None:
     ap.add_argument("run", type=Path, help="a run folder (its model.pt) or a model file")
     ap.add_argument("--out", type=Path, default=Path("weights/colorcli-default.safetensors"))
     ap.add_argument("--temperatures", type=float, nargs="+", default=list(DEFAULT_TEMPERATURES))
-    ap.add_argument("--max-auc-drop", type=float, default=3.0)
+    ap.add_argument("--max-auc-drop", type=float, default=3.0,
+                    help="plain AuC must stay >= gray - this (negative: above gray by that much)")
+    ap.add_argument("--input-size", type=int, default=None,
+                    help="the network size colorize uses (default: the run's crop)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -92,18 +95,21 @@ def main() -> None:
     config = TrainConfig.from_dict(raw["train_config"])
     files = validation_files(config)
     rows = sweep(model_path, files, sorted(args.temperatures))
-    best = choose(rows, args.max_auc_drop)
-
-    print(f"validation split of {model_path}: {len(files)} photos (seed {config.seed})")
-    print("| T | AuC | rebal. AuC | colourfulness |")
-    print("|---|---|---|---|")
-    print(f"| gray | {rows[0]['gray_auc']:.2f} | {rows[0]['gray_auc_rebal']:.2f} | 0.0 |")
-    for r in rows:
-        mark = " (chosen)" if r is best else ""
-        print(
-            f"| {r['temperature']:g}{mark} | {r['auc']:.2f} | {r['auc_rebal']:.2f} "
-            f"| {r['colorfulness']:.1f} |"
-        )
+    best = None
+    try:
+        best = choose(rows, args.max_auc_drop)
+    finally:  # the sweep is shown even when no temperature qualifies
+        print(f"validation split of {model_path}: {len(files)} photos (seed {config.seed})")
+        print("| T | AuC | rebal. AuC | colourfulness |")
+        print("|---|---|---|---|")
+        print(f"| gray | {rows[0]['gray_auc']:.2f} | {rows[0]['gray_auc_rebal']:.2f} | 0.0 |")
+        for r in rows:
+            mark = " (chosen)" if r is best else ""
+            print(
+                f"| {r['temperature']:g}{mark} | {r['auc']:.2f} | {r['auc_rebal']:.2f} "
+                f"| {r['colorfulness']:.1f} |",
+                flush=True,
+            )
 
     metrics = dict(raw.get("metrics") or {})
     metrics["temperature_selection"] = {
@@ -117,6 +123,7 @@ def main() -> None:
         half=True,
         decode={"temperature": best["temperature"]},
         metrics=json.loads(json.dumps(metrics)),
+        input_size=args.input_size,
     )
     print(f"wrote {args.out} (float16, annealed-mean T = {best['temperature']:g})")
 

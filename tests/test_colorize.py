@@ -202,13 +202,24 @@ def test_pil_orientation(colorizer: Colorizer, tmp_path: Path) -> None:
 
 
 def test_size_and_batch_consistency(colorizer: Colorizer) -> None:
-    a, b = _photo(33, 47), _photo(52, 20)
+    a, b = _photo(33, 47), _photo(66, 94)  # the same aspect ratio
     assert colorizer.with_settings(size=32).size == 32
     pa, pb = colorizer.prepare(_decoded(a)), colorizer.prepare(_decoded(b))
+    # long side = the network size (64), aspect kept: 33 / 47 * 64 = 44.9 -> 45
+    assert pa.l_small.shape == pb.l_small.shape == (45, 64)
     both = colorizer.predict_ab(np.stack([pa.l_small, pb.l_small]))
     alone = colorizer.predict_ab(pa.l_small[None])
-    assert both.shape == (2, 2, 64, 64)
+    assert both.shape == (2, 2, 45, 64)
     np.testing.assert_allclose(both[0], alone[0], atol=1e-3)  # batching changes nothing
+
+
+def test_network_size_keeps_aspect() -> None:
+    from colorcli.colorize import network_size
+
+    assert network_size((768, 1024), 256) == (256, 192)  # (width, height)
+    assert network_size((1024, 768, 3), 256) == (192, 256)
+    assert network_size((100, 100), 176) == (176, 176)
+    assert network_size((10, 4000), 256) == (256, 8)  # at least 8 px
 
 
 def _decoded(pixels: np.ndarray):  # type: ignore[no-untyped-def]

@@ -31,6 +31,7 @@ class MetricChoice(str, Enum):
     ssim = "ssim"
     colorfulness = "colorfulness"
     realism = "realism"
+    interpretability = "interpretability"
     all = "all"
 
 
@@ -53,7 +54,10 @@ def command(
         typer.Option(
             "--metric",
             help="Metric to compute (repeat for several; default: all). realism needs "
-            "--critic, and --critic always adds it (to 'all' too).",
+            "--critic, and --critic always adds it (to 'all' too). interpretability (not in "
+            "'all'): an ImageNet classifier's top-1/top-5 on each row, for photos named "
+            "<synset>_<anything> (n01440764_tench.JPEG); needs pip install "
+            "'colorcli[pretrained]'.",
             show_default=False,
         ),
     ] = None,
@@ -143,7 +147,7 @@ def command(
     if critic is not None:
         chosen.add("realism")  # a critic always scores realism, beside the metrics chosen
     if "all" in chosen:
-        chosen.update(m for m in METRIC_CHOICES if m != "realism")
+        chosen.update(m for m in METRIC_CHOICES if m not in ("realism", "interpretability"))
     metrics = tuple(m for m in METRIC_CHOICES if m in chosen)
     config = EvalConfig(
         data_dir=data_dir,
@@ -188,6 +192,8 @@ def _fmt(metric: str, mean: float, std: float) -> str:
         return "-"
     if mean == float("inf"):
         return "inf"
+    if metric in ("top1", "top5"):  # hit rates: an accuracy in percent, no spread
+        return f"{100 * mean:.1f}"
     digits = 3 if metric.startswith(("ssim", "realism")) else 1
     return f"{mean:.{digits}f}±{std:.{digits}f}"
 
@@ -255,6 +261,16 @@ def render(report: EvalReport) -> None:
         console.print(f"Rebalanced AuC prior: {escape(report.prior_source)}", highlight=False)
     if report.critic is not None:
         _render_critic(report)
+    if "top1" in report.metric_names:
+        recovered = ", ".join(
+            f"{escape(k)} {100 * v:.0f}%" for k, v in report.gap_recovered.items() if v == v
+        )
+        console.print(
+            f"Interpretability: EfficientNet-Lite0 top-1/top-5 on {report.n_labelled} labelled "
+            "images" + (f"; share of the gray-to-truth top-1 gap recovered: {recovered}"
+                        if recovered else ""),
+            highlight=False,
+        )
     for path, msg in report.failed[:10]:
         warn_line(f"skipped {msg}" if str(path) in msg else f"skipped {path}: {msg}")
     if len(report.failed) > 10:

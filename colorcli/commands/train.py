@@ -130,9 +130,9 @@ def command(
         ),
     ] = ArchChoice.auto,
     encoder: Annotated[
-        EncoderChoice,
-        typer.Option(help="effnet-unet: the EfficientNet-Lite variant of the encoder."),
-    ] = EncoderChoice.lite0,
+        EncoderChoice | None,
+        typer.Option(help="effnet-unet: the EfficientNet-Lite variant of the encoder (lite0)."),
+    ] = None,
     pretrained: Annotated[
         bool,
         typer.Option(
@@ -438,7 +438,7 @@ def command(
             weight_decay=weight_decay,
             width=width,
             depth=depth,
-            encoder=encoder.value,
+            encoder=encoder.value if encoder else None,
             pretrained=pretrained,
             encoder_lr_scale=encoder_lr_scale,
             freeze_encoder_steps=freeze_encoder_steps,
