@@ -301,8 +301,10 @@ def _run(config: ColorizeConfig) -> Summary:
             config.model, config.device, config.settings, half=config.half, backend=config.backend
         )
         engine = " (ONNX Runtime)" if colorizer.backend == "onnx" else ""
+        keeps_colour = not config.recolor and config.settings.legacy != "on"
         err_console.print(
-            f"Colorizing {todo} image{'s' if todo != 1 else ''} with "
+            f"{'Reading' if keeps_colour else 'Colorizing'} {todo} image{'s' if todo != 1 else ''}"
+            f"{' (colorizing those not already in colour)' if keeps_colour else ''} with "
             f"{escape(colorizer.name)} on {colorizer.device}{engine} "
             f"(network input {colorizer.size}x{colorizer.size}) into {escape(str(plan.out_dir))}",
             highlight=False,
@@ -316,7 +318,7 @@ def _run(config: ColorizeConfig) -> Summary:
                     if result.exception is not None and debug_enabled():
                         traceback.print_exception(result.exception)
                     error_line(result.message)
-                if result.status != "skipped":
+                if result.status != "skipped" or result.skip == "colour":  # not planned skips
                     progress.update(task, advance=1, status=escape(result.source.name))
     summary.seconds = time.perf_counter() - start
     summary.ignored = plan.ignored
@@ -339,11 +341,12 @@ def _announce(plan: Plan) -> None:
         )
     other = [j for j in plan.jobs if j.skip == "other-settings"]
     if other:
-        first = other[0].message.split("(", 1)[-1].split(")", 1)[0]
+        changes = sorted({j.message.split("(", 1)[-1].split(")", 1)[0] for j in other})
+        what = changes[0] + ("; and other changes" if len(changes) > 1 else "")
         warn_line(
             f"{len(other)} output{'s' if len(other) != 1 else ''} in {plan.out_dir} exist made "
-            f"with other settings ({first}{', ...' if len(other) > 1 else ''}): kept; "
-            "--overwrite redoes them, or choose another folder with -o"
+            f"with other settings ({what}): kept; --overwrite redoes them, or choose another "
+            "folder with -o"
         )
     if plan.excluded_in_out_dir:
         err_console.print(
@@ -382,6 +385,7 @@ def _render(summary: Summary, config: ColorizeConfig) -> None:
             f"{'they are' if len(colour) != 1 else 'it is'} (--recolor colorizes them): "
             f"{escape(_names(colour, 20))}",
             highlight=False,
+            soft_wrap=True,
         )
     if s.legacy == "auto":
         recolored = [r.source for r in summary.results if r.status == "done" and r.legacy is None]
@@ -390,6 +394,7 @@ def _render(summary: Summary, config: ColorizeConfig) -> None:
                 f"note: {len(recolored)} colour photo(s) were recolorized from their lightness "
                 f"(their own colours are not used): {escape(_names(recolored))}",
                 highlight=False,
+                soft_wrap=True,
             )
     if summary.ignored:
         err_console.print(
