@@ -1,37 +1,57 @@
-"""Latency of colorizing ONE 1024x768 photo on CPU with the shipped default model (issue 6's
-target: under 0.5 s end to end).
+"""Latency of colorizing ONE 1024x768 black-and-white photo on CPU, per backend and per stage.
 
-    python benchmarks/bench_single.py [--repeats 10] [--model default] [--threads N]
+    python benchmarks/bench_single.py [--backend both|onnx|torch] [--repeats 10] [--model PATH]
 
-Measures, on one 1024x768 JPEG (a real photo from ../shared/data upscaled, or a synthetic one when
-the photo sets are absent):
+On one 1024x768 grayscale JPEG (a real photo from ../shared/data made gray, or a synthetic one
+when the photo sets are absent), for each backend (torch, and onnx: ONNX Runtime, the model's
+twin exported into the user cache on first use):
 
-* warm, in one process with the model loaded once (a Python user of ``colorcli.Colorizer`` or a
-  long-running service): read the JPEG, colorize at full resolution, write the JPEG atomically --
-  the same ``colorize_paths`` call the CLI makes, median and best of ``--repeats`` runs, plus the
-  share spent in the network forward;
-* cold: ``colorcli colorize photo.jpg`` as a fresh process (interpreter start, imports, model
-  load, the same work), median of a few runs: what a user typing the command waits.
+* the stage table: decode (``imageio.read_image``), luminance (full-size L), resize (L to the
+  network input), forward (the bare network), ab decode (annealed mean at the logits' stride
+  and bilinear upsampling to the network input: torch ops, or numpy on the onnx backend), ab
+  upsample (to the full size), Lab -> RGB (full size), encode (JPEG to memory), write
+  (``imageio.write_image``: encode + metadata + atomic write); median milliseconds;
+* warm: read + colorize + write in one process with the model loaded once (the
+  ``colorize_paths`` call the CLI makes), median and best of ``--repeats``;
+* cold: ``colorcli colorize photo.jpg --backend B`` as a fresh process (interpreter start,
+  imports, model load, the same work), median of ``--cold-runs``; and whether torch was
+  imported.
 
-Numbers are noisy on a shared machine; report the median next to the load at the time.
+Numbers are noisy on a shared machine: compare the two backends within one run, and report the
+load average printed beside them. Times are CPU time (``CLOCK``): a loaded machine
+inflates them far less than wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
-import shutil
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = REPO.parent / "shared" / "data" / "bsds500" / "test"
+STAGES = (
+    "decode",
+    "luminance",
+    "resize",
+    "forward",
+    "ab decode",
+    "ab upsample",
+    "Lab->RGB",
+    "encode",
+    "write",
+)
 
 
 def make_photo(path: Path) -> None:
@@ -44,81 +64,226 @@ def make_photo(path: Path) -> None:
         rng = np.random.default_rng(0)
         small = (rng.random((6, 8, 3)) * 255).astype(np.uint8)
         img = Image.fromarray(small).resize((1024, 768), Image.Resampling.BICUBIC)
-    img.save(path, quality=92)
+    img.convert("L").save(path, quality=92)
 
 
-def warm(model: str | None, photo: Path, out: Path, repeats: int) -> tuple[list[float], float]:
-    """Wall seconds per photo in a warm process, and the median bare forward time."""
-    import torch
+#: Timing clock: CPU seconds of this process (all its threads). With one compute thread (run
+#: under OMP_NUM_THREADS=1, which both backends honour) this is the time on an idle machine,
+#: and it does not count waiting for the CPU on a loaded one.
+CLOCK = time.process_time
 
+
+def median_ms(fn: Callable[[], Any], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = CLOCK()
+        fn()
+        times.append(CLOCK() - start)
+    return 1e3 * statistics.median(times)
+
+
+def stage_table(model_path: Path, backend: str, photo: Path, out: Path, repeats: int) -> dict:
+    import cv2
+
+    from colorcli import imageio
+    from colorcli.colorize import lab_to_rgb_image, luminance, network_size
+
+    decoded = imageio.read_image(photo)
+    lum = luminance(decoded.pixels)
+    if backend == "onnx":
+        from colorcli.onnx_backend import OnnxModel, decode_np, ensure_twin, upsample_bilinear
+
+        onnx_model = OnnxModel.open(ensure_twin(model_path))
+        size, mult = onnx_model.input_size, onnx_model.size_multiple
+        meta = onnx_model.meta
+        bins = np.asarray(meta["bins"], dtype=np.float32)
+
+        def forward(x: np.ndarray) -> Any:
+            return onnx_model.forward(x)
+
+        def ab_decode(logits: Any, shape: tuple[int, int]) -> np.ndarray:
+            ab = decode_np(logits, bins, meta["decode"]["method"], meta["decode"]["temperature"])
+            return upsample_bilinear(ab, shape)
+    else:
+        import torch
+        import torch.nn.functional as F
+
+        from colorcli.checkpoint import load_model
+        from colorcli.color.encode import decode
+
+        loaded = load_model(model_path, "cpu")
+        size, mult = loaded.input_size, loaded.size_multiple
+
+        def forward(x: np.ndarray) -> Any:
+            with torch.inference_mode():
+                return loaded.model(torch.from_numpy(x))
+
+        def ab_decode(logits: Any, shape: tuple[int, int]) -> np.ndarray:
+            with torch.inference_mode():
+                assert loaded.bins is not None
+                ab = decode(logits, loaded.bins, loaded.decode_method, loaded.temperature)
+                ab = F.interpolate(ab, size=shape, mode="bilinear", align_corners=False)
+                return ab.numpy()
+
+    w_net, h_net = network_size(lum.shape, size)
+    small = cv2.resize(lum, (w_net, h_net), interpolation=cv2.INTER_AREA)
+    ph, pw = -(-h_net // mult) * mult, -(-w_net // mult) * mult
+    x = np.ascontiguousarray(
+        np.pad(small, ((0, ph - h_net), (0, pw - w_net)), mode="edge")[None, None]
+    )
+    logits = forward(x)
+    ab_small = ab_decode(logits, (ph, pw))[0, :, :h_net, :w_net]
+    ab = np.ascontiguousarray(ab_small.transpose(1, 2, 0))
+    h, w = lum.shape
+    ab_full = cv2.resize(ab, (w, h), interpolation=cv2.INTER_LINEAR)
+    rgb = lab_to_rgb_image(lum, ab_full, 8)
+
+    def encode() -> None:
+        from PIL import Image
+
+        Image.fromarray(rgb).save(io.BytesIO(), format="JPEG", quality=95)
+
+    return {
+        "decode": median_ms(lambda: imageio.read_image(photo), repeats),
+        "luminance": median_ms(lambda: luminance(decoded.pixels), repeats),
+        "resize": median_ms(
+            lambda: cv2.resize(lum, (w_net, h_net), interpolation=cv2.INTER_AREA), repeats
+        ),
+        "forward": median_ms(lambda: forward(x), repeats),
+        "ab decode": median_ms(lambda: ab_decode(logits, (ph, pw)), repeats),
+        "ab upsample": median_ms(
+            lambda: cv2.resize(ab, (w, h), interpolation=cv2.INTER_LINEAR), repeats
+        ),
+        "Lab->RGB": median_ms(lambda: lab_to_rgb_image(lum, ab_full, 8), repeats),
+        "encode": median_ms(encode, repeats),
+        "write": median_ms(lambda: imageio.write_image(out / "w.jpg", rgb, quality=95), repeats),
+        "net input": f"{w_net}x{h_net}",
+    }
+
+
+def warm(model_path: Path, backend: str, photo: Path, out: Path, repeats: int) -> list[float]:
     from colorcli.colorize import ColorizeConfig, Colorizer, colorize_paths
 
-    colorizer = Colorizer.load(model, "cpu")
-    config = ColorizeConfig(inputs=(str(photo),), out_dir=out, overwrite=True, workers=1)
+    colorizer = Colorizer.load(model_path, "cpu", backend=backend)
+    assert colorizer.backend == backend, f"asked for {backend}, got {colorizer.backend}"
+    config = ColorizeConfig(
+        inputs=(str(photo),), out_dir=out, overwrite=True, workers=1, backend=backend
+    )
     colorize_paths(config, colorizer)  # first call: allocator and oneDNN warm-up
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK()
         summary = colorize_paths(config, colorizer)
-        times.append(time.perf_counter() - start)
-        assert summary.failed == 0, "colorize failed"
-    lum = torch.full((1, 1, colorizer.size, colorizer.size), 50.0)
-    fwd = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        with torch.inference_mode():
-            colorizer._predict(lum, None)
-        fwd.append(time.perf_counter() - start)
-    return times, statistics.median(fwd)
-
-
-def cold(model: str | None, photo: Path, out: Path, runs: int) -> list[float]:
-    exe = shutil.which("colorcli") or ""
-    cmd = [exe] if exe else [sys.executable, "-m", "colorcli"]
-    cmd += ["colorize", str(photo), "-o", str(out), "--overwrite", "--device", "cpu"]
-    if model:
-        cmd += ["--model", model]
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
+        assert summary.failed == 0 and summary.done == 1, "colorize failed"
     return times
 
 
+COLD = """
+import sys, runpy
+sys.argv = ["colorcli", *sys.argv[1:]]
+try:
+    runpy.run_module("colorcli", run_name="__main__")
+except SystemExit as exc:
+    if exc.code:
+        raise
+sys.stderr.write("TORCH-IMPORTED\\n" if "torch" in sys.modules else "NO-TORCH\\n")
+"""
+
+
+def _children_cpu() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def cold(model_path: Path, backend: str, photo: Path, out: Path, runs: int) -> tuple[list, bool]:
+    """CPU seconds (user + system) of each fresh process, and whether any imported torch."""
+    cmd = [sys.executable, "-c", COLD, "colorize", str(photo), "-o", str(out), "--overwrite"]
+    cmd += ["--device", "cpu", "--model", str(model_path), "--backend", backend]
+    times, torch_seen = [], False
+    for _ in range(runs):
+        start = _children_cpu()
+        proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        times.append(_children_cpu() - start)
+        torch_seen |= "TORCH-IMPORTED" in proc.stderr
+    return times, torch_seen
+
+
+def import_time(runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = _children_cpu()
+        subprocess.run([sys.executable, "-c", "import colorcli"], check=True)
+        times.append(_children_cpu() - start)
+    return statistics.median(times)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--backend", choices=("both", "onnx", "torch"), default="both")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--cold-runs", type=int, default=3)
-    ap.add_argument("--model", default=None, help="model spec (default: the shipped default)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--model", default=None, help="model file (default: the shipped default)")
     args = ap.parse_args()
-    import torch
+    if args.model:
+        model_path = Path(args.model)
+    else:
+        from colorcli.checkpoint import resolve_model_spec
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+        model_path = resolve_model_spec(None)
+    backends = ("torch", "onnx") if args.backend == "both" else (args.backend,)
+    rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo-1024x768.jpg"
         make_photo(photo)
-        times, forward = warm(args.model, photo, Path(tmp) / "out", args.repeats)
-        cold_times = cold(args.model, photo, Path(tmp) / "out-cold", args.cold_runs)
+        for b in backends:
+            out = Path(tmp) / b
+            out.mkdir()
+            table = stage_table(model_path, b, photo, out, args.repeats)
+            table["warm"] = warm(model_path, b, photo, out / "warm", args.repeats)
+            table["cold"] = cold(model_path, b, photo, out / "cold", args.cold_runs)
+            rows[b] = table
+        imp = import_time(args.cold_runs)
     load = os.getloadavg()[0]
+    print(f"model: {model_path}   1024x768 gray JPEG   load average (1 min): {load:.2f}")
     print(
-        f"model: {args.model or 'default'}   torch threads: {torch.get_num_threads()}   "
-        f"load average (1 min): {load:.2f}"
+        f"network input: {next(iter(rows.values()))['net input']}; median CPU ms (one compute "
+        "thread: OMP_NUM_THREADS=1 recommended); cold: CPU ms of the new process"
     )
-    print("| measure | median s | best s |")
-    print("|---|---|---|")
+    print("| stage | " + " | ".join(backends) + " |")
+    print("|---|" + "---|" * len(backends))
+    for stage in STAGES:
+        print(f"| {stage} | " + " | ".join(f"{rows[b][stage]:.1f}" for b in backends) + " |")
+    total = {b: sum(rows[b][s] for s in STAGES if s != "encode") for b in backends}
     print(
-        f"| warm: read + colorize + write, 1024x768 JPEG | {statistics.median(times):.3f} "
-        f"| {min(times):.3f} |"
+        "| sum (write includes encode) | " + " | ".join(f"{total[b]:.1f}" for b in backends) + " |"
     )
-    print(f"| of which the bare network forward | {forward:.3f} | |")
+    warm_s = {b: statistics.median(rows[b]["warm"]) for b in backends}
     print(
-        f"| cold: `colorcli colorize photo.jpg` (new process) | "
-        f"{statistics.median(cold_times):.3f} | {min(cold_times):.3f} |"
+        "| warm read+colorize+write, median | "
+        + " | ".join(f"{1e3 * warm_s[b]:.1f}" for b in backends)
+        + " |"
     )
-    print(f"target: warm median < 0.5 s: {'met' if statistics.median(times) < 0.5 else 'NOT met'}")
+    print(
+        "| warm, best | " + " | ".join(f"{1e3 * min(rows[b]['warm']):.1f}" for b in backends) + " |"
+    )
+    cold_s = {b: statistics.median(rows[b]["cold"][0]) for b in backends}
+    print(
+        "| cold `colorcli colorize` (new process), median | "
+        + " | ".join(f"{1e3 * cold_s[b]:.0f}" for b in backends)
+        + " |"
+    )
+    print(
+        "| cold run imported torch | "
+        + " | ".join("yes" if rows[b]["cold"][1] else "no" for b in backends)
+        + " |"
+    )
+    if len(backends) == 2:
+        fwd = rows["onnx"]["forward"] / rows["torch"]["forward"]
+        ratio_w, ratio_c = warm_s["onnx"] / warm_s["torch"], cold_s["onnx"] / cold_s["torch"]
+        print(f"onnx / torch: forward {fwd:.2f}, warm {ratio_w:.2f}, cold {ratio_c:.2f}")
+    print(f"`python -c 'import colorcli'`: {1e3 * imp:.0f} ms (median of {args.cold_runs})")
 
 
 if __name__ == "__main__":

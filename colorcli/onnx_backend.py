@@ -161,12 +161,17 @@ class OnnxModel:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], threads: int | None = None) -> OnnxModel:
+        """``threads``: ONNX Runtime's intra-op threads (default: ``OMP_NUM_THREADS`` when set,
+        else one per physical core)."""
         import onnxruntime as ort
 
         path = Path(path)
         if not path.is_file():
             raise BadWeights(f"{path}: no such ONNX model")
         opts = ort.SessionOptions()
+        # like torch, honour OMP_NUM_THREADS (ONNX Runtime's own pool ignores it otherwise)
+        omp = os.environ.get("OMP_NUM_THREADS", "")
+        threads = threads or (int(omp) if omp.isdigit() and int(omp) > 0 else None)
         if threads:
             opts.intra_op_num_threads = int(threads)
         try:
