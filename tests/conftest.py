@@ -8,6 +8,14 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """ONNX twins exported by the auto backend go to a temporary cache, not the user's."""
+    import os
+
+    os.environ["COLORCLI_CACHE"] = str(tmp_path_factory.mktemp("colorcli-cache"))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -415,8 +415,8 @@ def test_cli_help_explains_both_forms() -> None:
     assert "colorcli turing DATA_DIR --model M --out DIR" in flat
     assert "colorcli turing score ANSWERS.json" in flat
     assert "make" in out and "score" in out
-    code, out, _ = _run("turing")
-    assert "Usage" in out
+    code, out, err = _run("turing")  # no arguments: the usage, on stderr (click's plain help)
+    assert code == 2 and "Usage" in err
 
 
 def test_cli_make_and_score(tiny_model: Path, tmp_path: Path) -> None:
