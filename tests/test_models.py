@@ -19,6 +19,8 @@ TINY: dict[str, tuple[dict[str, Any], int]] = {
     "unet": ({"depth": 4, "width": 8}, 32),
     "patchgan": ({"width": 8}, 64),
     "ebgan-ae": ({"width": 8}, 32),
+    "effnet-unet": ({"q": 12, "decoder_width": 0.125}, 32),
+    "effnet-unet-regression": ({"decoder_width": 0.125}, 32),
 }
 
 
@@ -35,7 +37,7 @@ def test_every_registered_model_has_a_test_config() -> None:
     assert set(list_models()) == set(TINY)
     for name in list_models():
         assert model_class(name).kind in KINDS  # type: ignore[attr-defined]
-    assert list_models("classification") == ["eccv16"]
+    assert list_models("classification") == ["eccv16", "effnet-unet"]
 
 
 def test_unknown_model_lists_choices() -> None:
