@@ -105,7 +105,8 @@ def test_train_critic_with_a_critic_as_colorizer_is_one_line_error(
     result = runner.invoke(app, _args(photos, critic, tmp_path / "c2.pt"))
     assert result.exit_code == 1
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "critic.pt" in lines[0] and "a critic file, not a colorizer" in lines[0]
+    assert len(lines) == 1 and "critic.pt" in lines[0]
+    assert "a critic file, not a colorizer" in lines[0]
     assert not (tmp_path / "c2.pt").exists()
 
 
