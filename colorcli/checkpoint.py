@@ -22,7 +22,6 @@ run folders keep calling theirs ``model.pt``.
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 import re
 from collections.abc import Mapping
@@ -44,16 +43,21 @@ from colorcli.device import pick_device
 from colorcli.errors import BadWeights, ColorcliError, UsageError
 from colorcli.models import create_model, list_models
 from colorcli.models.eccv16 import ECCV16, convert_released_eccv16, is_released_eccv16
+from colorcli.weights import (  # the torch-free home of these; re-exported here
+    DEFAULT_WEIGHTS_NAME as DEFAULT_WEIGHTS_NAME,
+)
+from colorcli.weights import LEGACY_WEIGHTS_NAME as LEGACY_WEIGHTS_NAME
+from colorcli.weights import PACKAGED_WEIGHTS_DIR as PACKAGED_WEIGHTS_DIR
+from colorcli.weights import WEIGHTS_ENV as WEIGHTS_ENV
+from colorcli.weights import default_model_path as default_model_path
+from colorcli.weights import repo_root as repo_root
+from colorcli.weights import weights_dirs as weights_dirs
 
 FORMAT = "colorcli-model"
 VERSION = 1
 DEFAULT_INPUT_SIZE = 256
-DEFAULT_WEIGHTS_NAME = "colorcli-default.safetensors"
-LEGACY_WEIGHTS_NAME = "colorcli-default.pt"  # the shipped default as written before safetensors
-PACKAGED_WEIGHTS_DIR = "_weights"  # inside the installed package: the build copies weights/ there
 RESUME_FORMAT = "colorcli-resume"  # training.loop.RESUME_FORMAT, named in a wrong-file hint
 CRITIC_FORMAT = "colorcli-critic"  # colorcli.critic.FORMAT, likewise
-WEIGHTS_ENV = "COLORCLI_WEIGHTS"
 DECODE_METHODS: tuple[str, ...] = ("annealed", "mean", "mode")
 
 _HF_SPEC = re.compile(r"^hf://([^/@\s]+)/([^/@\s]+)(?:@([^/\s]+))?/(.+)$")
@@ -270,40 +274,6 @@ class LoadedModel:
         if ab.shape[-2:] != x.shape[-2:]:
             ab = F.interpolate(ab, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return ab[..., :h, :w].contiguous()
-
-
-def repo_root() -> Path:
-    """The folder holding the ``colorcli`` package (the repository root in a checkout)."""
-    return Path(__file__).resolve().parent.parent
-
-
-def weights_dirs() -> list[Path]:
-    """Where the shipped default may lie, in order: the package's own copy (``colorcli/_weights``,
-    put there by the build of a wheel or ``pip install .``), then ``weights/`` of a checkout."""
-    dirs = []
-    try:
-        packaged = importlib.resources.files("colorcli").joinpath(PACKAGED_WEIGHTS_DIR)
-        if isinstance(packaged, Path):
-            dirs.append(packaged)
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover (zip imports)
-        pass
-    dirs.append(repo_root() / "weights")
-    return dirs
-
-
-def default_model_path() -> Path:
-    """The shipped default model: ``$COLORCLI_WEIGHTS``, else the first of ``weights_dirs()``
-    holding ``colorcli-default.safetensors`` or, from before, ``colorcli-default.pt`` (the
-    safetensors file first in each). Where none exists, the path it would have (for messages)."""
-    env = os.environ.get(WEIGHTS_ENV)
-    if env:
-        return Path(env).expanduser()
-    dirs = weights_dirs()
-    for folder in dirs:
-        for name in (DEFAULT_WEIGHTS_NAME, LEGACY_WEIGHTS_NAME):
-            if (folder / name).is_file():
-                return folder / name
-    return dirs[-1] / DEFAULT_WEIGHTS_NAME
 
 
 def parse_hf_spec(spec: str) -> tuple[str, str, str | None]:

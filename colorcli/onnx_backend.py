@@ -237,8 +237,17 @@ def _fail(backend: str, message: str) -> None:
 
 
 def model_path(spec: str | os.PathLike[str] | None) -> Path:
-    """A local model path; the default and ``hf://`` specs resolve through checkpoint (torch)."""
-    if spec is None or spec == "default" or str(spec).startswith("hf://"):
+    """A local model path; ``hf://`` specs resolve through checkpoint (torch), the default
+    without torch (``colorcli.weights``)."""
+    if spec is None or spec == "default":
+        from colorcli.weights import WEIGHTS_ENV, default_model_path
+
+        path = default_model_path()
+        if not path.is_file():
+            raise UsageError(f"no default model is shipped yet ({path} does not exist); set "
+                             f"{WEIGHTS_ENV} or pass --model")
+        return path
+    if str(spec).startswith("hf://"):
         from colorcli.checkpoint import resolve_model_spec
 
         return resolve_model_spec(spec)

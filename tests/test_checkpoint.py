@@ -423,13 +423,13 @@ def test_default_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_default_lookup_prefers_safetensors_and_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import colorcli.checkpoint as ck
+    from colorcli import weights
 
     monkeypatch.delenv("COLORCLI_WEIGHTS", raising=False)
     packaged, checkout = tmp_path / "pkg", tmp_path / "weights"
     packaged.mkdir()
     checkout.mkdir()
-    monkeypatch.setattr(ck, "weights_dirs", lambda: [packaged, checkout])
+    monkeypatch.setattr(weights, "weights_dirs", lambda: [packaged, checkout])
     assert default_model_path() == checkout / DEFAULT_WEIGHTS_NAME  # none yet: where it goes
     (checkout / LEGACY_WEIGHTS_NAME).write_bytes(b"x")
     assert default_model_path() == checkout / LEGACY_WEIGHTS_NAME  # an old .pt still found
