@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -160,6 +161,15 @@ def command(
             help="Also write NAME.compare.jpg: input | output side by side (at most 2048 px wide).",
         ),
     ] = False,
+    gallery: Annotated[
+        bool,
+        typer.Option(
+            "--gallery",
+            help="Also write OUT_DIR/index.html: a self-contained review page (before/after "
+            "slider per image, keyboard navigation, the summary, failed files, a 'mark as "
+            "wrong' list to download); thumbnails go to OUT_DIR/.gallery/.",
+        ),
+    ] = False,
     format: Annotated[
         FormatChoice,
         typer.Option(
@@ -258,8 +268,24 @@ def command(
         recolor=recolor,
         backend=backend.value,
     )
-    summary = _run(config)
+    from colorcli.colorize_dist import for_rank, gather_summary, torchrun_ranks
+
+    ranks = torchrun_ranks()  # under torchrun: this rank's share of the files, its own GPU
+    if ranks is not None:
+        config = for_rank(config, ranks)
+    summary = _run(config, show=ranks is None or ranks.main)
+    if gallery and ranks is not None:  # each rank makes the thumbnails of its own files
+        from colorcli.gallery import make_thumbnails
+
+        make_thumbnails(summary.results, out_dir, workers=config.workers)
+    if ranks is not None:
+        merged = gather_summary(summary, ranks)
+        if merged is None:  # rank 0 reports for all
+            return
+        summary = merged
     _render(summary, config)
+    if gallery:
+        _write_gallery(summary, config)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -276,7 +302,22 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
 
 
-def _run(config: ColorizeConfig) -> Summary:
+def _write_gallery(summary: Summary, config: ColorizeConfig) -> None:
+    from colorcli.gallery import write_gallery
+
+    page = write_gallery(
+        summary,
+        config.out_dir,
+        model=config.model or "default",
+        workers=config.workers,
+        max_pixels=config.max_pixels,
+    )
+    err_console.print(f"gallery: {escape(str(page))} (open it in a browser)", highlight=False)
+
+
+def _run(config: ColorizeConfig, show: bool = True) -> Summary:
+    """Plan and run the batch; ``show`` False (torchrun ranks other than 0) draws no
+    announcements and no progress bar (failed files are still reported, by their rank)."""
     from colorcli.colorize import (
         Colorizer,
         FileResult,
@@ -288,7 +329,8 @@ def _run(config: ColorizeConfig) -> Summary:
     _quiet_libraries()
     start = time.perf_counter()
     plan = plan_colorize(config)
-    _announce(plan)
+    if show:
+        _announce(plan)
     summary = Summary()
     todo = len(plan.todo)
     if not todo:  # nothing to compute: do not even load the model
@@ -302,14 +344,19 @@ def _run(config: ColorizeConfig) -> Summary:
         )
         engine = " (ONNX Runtime)" if colorizer.backend == "onnx" else ""
         keeps_colour = not config.recolor and config.settings.legacy != "on"
-        err_console.print(
-            f"{'Reading' if keeps_colour else 'Colorizing'} {todo} image{'s' if todo != 1 else ''}"
-            f"{' (colorizing those not already in colour)' if keeps_colour else ''} with "
-            f"{escape(colorizer.name)} on {colorizer.device}{engine} "
-            f"(network input {colorizer.size}x{colorizer.size}) into {escape(str(plan.out_dir))}",
-            highlight=False,
-        )
-        with make_progress() as progress:
+        share = "" if config.shard is None else f" (part {config.shard[0]} of {config.shard[1]})"
+        if show:
+            err_console.print(
+                f"{'Reading' if keeps_colour else 'Colorizing'} {todo} "
+                f"image{'s' if todo != 1 else ''}"
+                f"{' (colorizing those not already in colour)' if keeps_colour else ''} with "
+                f"{escape(colorizer.name)} on {colorizer.device}{engine} "
+                f"(network input {colorizer.size}x{colorizer.size}) into "
+                f"{escape(str(plan.out_dir))}{share}",
+                highlight=False,
+            )
+        progress = make_progress()
+        with progress if show else contextlib.nullcontext():
             total = sum(j.status != "skipped" for j in plan.jobs)  # planned failures count
             task = progress.add_task("colorize", total=total, status="")
             for result in colorize_jobs(plan.jobs, colorizer, config):
