@@ -233,7 +233,8 @@ def command(
         typer.Option(
             help="I/N: colorize only part I of N (I from 0) of the planned files, every N-th "
             "of the sorted list: N processes or cluster array jobs with the same inputs and -o "
-            "share the work, each file done once.",
+            "share the work, each file done once. Under torchrun each process takes its "
+            "rank's part of this by itself.",
             show_default=False,
         ),
     ] = None,
