@@ -19,9 +19,13 @@ PACKAGED = Path("colorcli") / "_weights"
 
 
 def shipped_weights() -> list[Path]:
+    """The default model file, its ONNX twin (``colorcli-default.onnx``, for the torch-free
+    ``--backend onnx``) when there is one, and its card."""
     found = [ROOT / "weights" / n for n in DEFAULT_NAMES if (ROOT / "weights" / n).is_file()]
-    card = ROOT / "weights" / CARD
-    return found[:1] + ([card] if found and card.is_file() else [])
+    if not found:
+        return []
+    extras = [found[0].with_suffix(".onnx"), ROOT / "weights" / CARD]
+    return found[:1] + [p for p in extras if p.is_file()]
 
 
 class BuildPyWithWeights(build_py):

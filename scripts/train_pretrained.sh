@@ -2,7 +2,7 @@
 # Reproduce the pretrained-encoder default (effnet-unet) and its equal-compute comparison
 # (weights/MODEL_CARD.md) on a CPU.
 #
-# Usage: scripts/train_pretrained.sh [main|compare|all] [RUNS_DIR]   (default: all runs-pre/)
+# Usage: scripts/train_pretrained.sh [main|compare|ship|all] [RUNS_DIR]   (default: all runs-pre/)
 #
 # Data: scripts/prepare_small_data.py --mix pretrained writes data-pre/ (short side 256):
 #   imagenet-sample without its held-out fifth (colorcli.labels: every fifth class), bsds500
@@ -16,6 +16,11 @@
 #   pre-l1      L1 regression on the pretrained encoder
 #   pre-class-old  the main recipe on the eccv16 default's sets only (no extra/ photos)
 # The two stages run side by side (each takes one core). Rerunning resumes unfinished runs.
+# ship:    scripts/ship_default.py picks the annealed-mean temperature of the main run on its own
+#   validation split (the best rebalanced AuC whose plain AuC is at least gray's), stores it in
+#   float16 with network size 256 as weights/colorcli-default.safetensors, exports its ONNX twin
+#   (colorcli export-onnx), then scripts/eval_pretrained.sh evaluates every run on bsds500/test
+#   and on the interpretability split.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${1:-all}
@@ -49,9 +54,16 @@ compare() {
   run pre-l1 "$COMPARE_STEPS" "${ALL[@]}" "${every[@]}" --objective regression --loss l1
   run pre-class-old "$COMPARE_STEPS" "${OLD[@]}" "${every[@]}"
 }
+ship() {
+  python scripts/ship_default.py "$RUNS/main" --out weights/colorcli-default.safetensors \
+    --temperatures 0.38 0.5 0.7 1.0 --max-auc-drop 0 --input-size 256 | tee "$RUNS/ship.md"
+  colorcli export-onnx weights/colorcli-default.safetensors weights/colorcli-default.onnx
+  scripts/eval_pretrained.sh "$RUNS" weights/colorcli-default.safetensors "$RUNS"/*/model.pt
+}
 case "$STAGE" in
   main) main ;;
   compare) compare ;;
-  all) main & compare; wait ;;
-  *) echo "usage: $0 [main|compare|all] [RUNS_DIR]" >&2; exit 2 ;;
+  ship) ship ;;
+  all) main & compare; wait; ship ;;
+  *) echo "usage: $0 [main|compare|ship|all] [RUNS_DIR]" >&2; exit 2 ;;
 esac
