@@ -100,9 +100,9 @@ def command(
     size: Annotated[
         int | None,
         typer.Option(
-            help="Side of the square network input in pixels (default: the model file's "
-            "training size, 176 for the shipped default; 'colorcli info MODEL' shows it). "
-            "Larger can give finer colour regions, slower.",
+            help="Long side of the network input in pixels, the aspect ratio kept (default: "
+            "the model file's input size, 256 for the shipped default; 'colorcli info MODEL' "
+            "shows it). Larger can give finer colour regions, slower.",
             show_default=False,
         ),
     ] = None,
@@ -110,7 +110,7 @@ def command(
         float | None,
         typer.Option(
             help="Annealed-mean temperature T for classification models (default: the model "
-            "file's, 0.5 for the shipped default; 'colorcli info MODEL' shows it). Lower is more "
+            "file's, 1 for the shipped default; 'colorcli info MODEL' shows it). Lower is more "
             "vivid (1 = plain mean, duller; ~0 = the most likely colour, blotchy).",
             show_default=False,
         ),
