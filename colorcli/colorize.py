@@ -349,8 +349,8 @@ def restore_luminance(
 class ColorSettings:
     """How each image is colorized (independent of where files go).
 
-    size: network input side (None: the model's own). temperature: annealed-mean T (None: the
-    model file's). saturation: factor on the predicted ab (0 gives gray, 1 as predicted).
+    size: long side of the network input (None: the model's own). temperature: annealed-mean T
+    (None: the model file's). saturation: factor on the predicted ab (0 gives gray, 1 as predicted).
     legacy: "auto" detects monochrome/tinted scans, "on" treats every input as one, "off" none.
     Restoration (clahe, denoise) applies only to images treated as legacy scans.
     """

@@ -352,7 +352,7 @@ def _run(config: ColorizeConfig, show: bool = True) -> Summary:
                 f"image{'s' if todo != 1 else ''}"
                 f"{' (colorizing those not already in colour)' if keeps_colour else ''} with "
                 f"{escape(colorizer.name)} on {colorizer.device}{engine} "
-                f"(network input {colorizer.size}x{colorizer.size}) into "
+                f"(network input: long side {colorizer.size} px) into "
                 f"{escape(str(plan.out_dir))}{share}",
                 highlight=False,
             )
