@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -18,12 +17,7 @@ TINY = ["--width", "0.0625", "--crop", "32", "--batch-size", "2", "--workers", "
         "--val-images", "2"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _threads() -> object:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()

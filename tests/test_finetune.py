@@ -62,12 +62,7 @@ TINY: dict[str, Any] = {
 CRITIC_KW: dict[str, Any] = {"width": 4, "n_layers": 2, "norm": "instance"}
 
 
-@pytest.fixture(autouse=True)
-def _threads() -> Any:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _photos(folder: Path, n: int = 6, gray: int = 0) -> Path:

@@ -43,12 +43,7 @@ TINY: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _threads() -> Any:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared CI machines; also makes CPU results reproducible
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _photos(folder: Path, n: int = 5, gray: int = 0) -> Path:
