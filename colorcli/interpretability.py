@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from colorcli.labels import synset_of
+from colorcli.labels import class_index, synset_of
 
 CLASSIFIER_SIZE = 224
 TOP_K = 5
@@ -36,13 +36,15 @@ def imagenet_synsets() -> tuple[str, ...]:
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
+@lru_cache(maxsize=1)
+def _synset_index() -> dict[str, int]:
+    return class_index(imagenet_synsets())
+
+
 def label_of(path: str | Path) -> int | None:
     """The ImageNet class index named by a file's synset prefix, or None."""
     synset = synset_of(path)
-    if synset is None:
-        return None
-    index = {s: i for i, s in enumerate(imagenet_synsets())}
-    return index.get(synset)
+    return None if synset is None else _synset_index().get(synset)
 
 
 def gap_recovered(top1: float, top1_gray: float, top1_truth: float) -> float:

