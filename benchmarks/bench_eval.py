@@ -23,7 +23,8 @@ from colorcli import metrics as M
 from colorcli.color.bins import reference_bins
 from colorcli.color.encode import nearest_bin
 from colorcli.color.prior import smooth_prior
-from colorcli.evaluate import _join_rgb, image_metrics, load_sample
+from colorcli.evaluate import image_metrics, load_sample
+from colorcli.evaluate.samples import join_rgb as _join_rgb
 from colorcli.imageio import find_images
 
 SIZE = 256

@@ -194,12 +194,10 @@ def test_eval_unwritable_out_is_a_usage_error_before_any_work(
 def test_eval_prints_the_table_when_writing_fails(
     synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import colorcli.evaluate as ev
-
     def full_disk(path: Path, data: bytes) -> None:
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(ev, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr("colorcli.evaluate.output.atomic_write_bytes", full_disk)
     res = runner.invoke(
         app, ["eval", str(synthetic), "--size", "32", "--metric", "auc", "--out", str(tmp_path)]
     )

@@ -407,7 +407,7 @@ def test_a_failed_write_keeps_the_results(
     def full_disk(path: Path, data: bytes) -> None:
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(ev, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr("colorcli.evaluate.output.atomic_write_bytes", full_disk)
     with pytest.raises(ev.ReportNotWritten, match="No space left on device") as info:
         evaluate(_config(folder, out_dir=tmp_path / "out", metrics=("auc",)))
     report = info.value.report

