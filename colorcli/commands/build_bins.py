@@ -72,7 +72,8 @@ def command(
     ] = False,
 ) -> None:
     """Quantize the ab gamut into bins (reference Q = 313, or from sRGB / a folder)."""
-    from colorcli.data import BinsConfig, build_bins, default_workers
+    from colorcli.data import default_workers
+    from colorcli.gamut import BinsConfig, build_bins
     from colorcli.plots import plot_bins
 
     out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")

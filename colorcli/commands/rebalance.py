@@ -104,14 +104,8 @@ def command(
     Gaussian (--sigma 5) on the ab grid, mixed with the uniform distribution (--lambda 0.5),
     inverted and normalised so that the expected weight is 1.
     """
-    from colorcli.data import (
-        RebalanceConfig,
-        default_workers,
-        list_folder,
-        rebalance_folder,
-        rebalance_path,
-        save_rebalance,
-    )
+    from colorcli.data import default_workers, list_folder, rebalance_path, save_rebalance
+    from colorcli.gamut import RebalanceConfig, rebalance_folder
 
     out = rebalance_path(out)
     plot = png_path(plot)
