@@ -20,7 +20,8 @@ from colorcli.fsutil import atomic_open
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and os.replace."""
+    """Write ``data`` to ``path`` with ``fsutil.atomic_open`` (temporary file + os.replace), its
+    folder made first: the one writer of every report file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path) as fh:  # a plain open: the usual umask file mode
         fh.write(data)
