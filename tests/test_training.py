@@ -15,6 +15,13 @@ from PIL import Image
 from colorcli import checkpoint
 from colorcli.color.lab import lab_to_rgb, rgb_to_lab
 from colorcli.errors import UsageError
+from colorcli.plots.training import (
+    HEADER,
+    log_ticks,
+    loss_curve_image,
+    nice_ticks,
+    sample_grid_image,
+)
 from colorcli.training import (
     BadFile,
     TrainEvent,
@@ -24,13 +31,6 @@ from colorcli.training import (
     train,
 )
 from colorcli.training.loop import RESUME_FILE, load_resume_state, read_metrics
-from colorcli.training.plots import (
-    HEADER,
-    log_ticks,
-    loss_curve_image,
-    nice_ticks,
-    sample_grid_image,
-)
 
 TINY: dict[str, Any] = {
     "crop": 32,

@@ -72,6 +72,7 @@ def test_wheel_contains_the_default_once(wheel: Path) -> None:
     assert packed == shipped.read_bytes()
     assert "colorcli/_weights/MODEL_CARD.md" in names
     assert "colorcli/assets/model_card.md" in names and "colorcli/py.typed" in names
+    assert "colorcli/turing/page.html" in names  # the Turing test's page, read as package data
     assert not any(n.startswith("weights/") for n in names)  # mapped into the package only
     models = [n for n in names if n.startswith("colorcli/_weights/colorcli-default")]
     assert sum(not n.endswith(".onnx") for n in models) == 1

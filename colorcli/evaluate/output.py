@@ -148,7 +148,7 @@ def write_outputs(
     out_dir: Path,
     realism_keeper: ContactKeeper | None = None,
 ) -> None:
-    from colorcli.report_plots import auc_curve_png, contact_sheet_png, worst_realism_png
+    from colorcli.plots.report import auc_curve_png, contact_sheet_png, worst_realism_png
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():

@@ -66,7 +66,8 @@ from colorcli.errors import BadWeights, EmptyDataset, UsageError
 from colorcli.fsutil import atomic_open, atomic_write
 from colorcli.imageio import find_images
 from colorcli.models import create_model
-from colorcli.training import finetune, plots
+from colorcli.plots import training as plots
+from colorcli.training import finetune
 from colorcli.training.adversarial import CGANObjective, RegressionObjective
 from colorcli.training.classification import ClassificationObjective
 from colorcli.training.common import (

@@ -2,7 +2,8 @@
 
 ``plot_bins``: the quantized gamut, each bin a square in its own colour at L = 50 (Zhang et al.,
 figure 2). ``plot_rebalance``: the prior (log scale) and the rebalancing weights side by side,
-each with a colour bar. Both write a PNG atomically and return its path.
+each with a colour bar. ``bins_image`` and ``rebalance_image`` return the figures; ``plot_bins``
+and ``plot_rebalance`` write them as PNG (atomically) and return the path.
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from colorcli.color.bins import infer_grid, validate_bins
-from colorcli.plotting import BACKGROUND, INK, Font, load_font, save_png_atomic
+from colorcli.plots._draw import (
+    INK,
+    MANTISSAS_1_2_25_5,
+    Font,
+    canvas,
+    centered_text,
+    fmt_tick,
+    load_font,
+    nice_ticks,
+    save_png,
+)
 
 GRID_LINE = (225, 225, 225)
 EMPTY_CELL = (205, 205, 205)
@@ -45,20 +56,6 @@ def ab_colours(bins: np.ndarray, lightness: float = 50.0) -> np.ndarray:
     return np.asarray(np.rint(rgb * 255.0), dtype=np.uint8)
 
 
-def nice_step(span: float, target: int = 6) -> float:
-    """A round tick step (1, 2, 2.5 or 5 times a power of ten) giving about ``target`` ticks."""
-    raw = span / max(1, target)
-    mag = 10.0 ** math.floor(math.log10(raw))
-    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
-        if m * mag >= raw:
-            return m * mag
-    return 10.0 * mag
-
-
-def _fmt(v: float) -> str:
-    return f"{v:g}" if abs(v) < 1e4 else f"{v:.0e}"
-
-
 @dataclass(frozen=True)
 class _Frame:
     """Maps ab units to pixels inside a square panel whose top-left corner is (x0, y0)."""
@@ -85,35 +82,31 @@ def _ab_extent(bins: np.ndarray, grid: float) -> tuple[float, float]:
     return -half, half
 
 
-def _centered_text(
-    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font: Font
-) -> None:
-    draw.text(xy, text, fill=INK, font=font, anchor="mm")
+def _ticks(lo: float, hi: float, target: int) -> list[float]:
+    return nice_ticks(lo, hi, target, mantissas=MANTISSAS_1_2_25_5, snap=False)
+
+
+def _fmt(v: float) -> str:
+    return fmt_tick(v, big=1e4, small=0.0, digits=0)
 
 
 def _draw_axes(draw: ImageDraw.ImageDraw, fr: _Frame, font: Font) -> None:
-    step = nice_step(fr.hi - fr.lo, 8)
-    t = math.ceil(fr.lo / step) * step
     x1, y1 = fr.x0 + fr.px, fr.y0 + fr.px
-    while t <= fr.hi + 1e-9:
+    for t in _ticks(fr.lo, fr.hi, 8):
         x, y = fr.x(t), fr.y(t)
         draw.line([(x, y1), (x, y1 + 5)], fill=INK, width=1)
         draw.text((x, y1 + 8), _fmt(t), fill=INK, font=font, anchor="mt")
         draw.line([(fr.x0 - 5, y), (fr.x0, y)], fill=INK, width=1)
         draw.text((fr.x0 - 8, y), _fmt(t), fill=INK, font=font, anchor="rm")
-        t += step
     draw.rectangle([fr.x0, fr.y0, x1, y1], outline=INK, width=1)
-    _centered_text(draw, (fr.x0 + fr.px / 2, y1 + 36), "a", font)
-    _centered_text(draw, (fr.x0 - 46, fr.y0 + fr.px / 2), "b", font)
+    centered_text(draw, (fr.x0 + fr.px / 2, y1 + 36), "a", font)
+    centered_text(draw, (fr.x0 - 46, fr.y0 + fr.px / 2), "b", font)
 
 
 def _draw_gridlines(draw: ImageDraw.ImageDraw, fr: _Frame) -> None:
-    step = nice_step(fr.hi - fr.lo, 8)
-    t = math.ceil(fr.lo / step) * step
-    while t <= fr.hi + 1e-9:
+    for t in _ticks(fr.lo, fr.hi, 8):
         draw.line([(fr.x(t), fr.y0), (fr.x(t), fr.y0 + fr.px)], fill=GRID_LINE, width=1)
         draw.line([(fr.x0, fr.y(t)), (fr.x0 + fr.px, fr.y(t))], fill=GRID_LINE, width=1)
-        t += step
 
 
 def _draw_cells(
@@ -161,12 +154,7 @@ def _colourbar(
             ticks = [vmin, vmax]
         labels = [f"{10**t:.2g}" for t in ticks]
     else:
-        step = nice_step(span, 5)
-        ticks = []
-        t = math.ceil(vmin / step) * step
-        while t <= vmax + 1e-9:
-            ticks.append(t)
-            t += step
+        ticks = _ticks(vmin, vmax, 5)
         labels = [f"{t:.3g}" for t in ticks]
     for t, lab in zip(ticks, labels, strict=True):
         y = ypos(t)
@@ -175,25 +163,23 @@ def _colourbar(
     draw.text((x0 + width / 2, y0 - 10), label, fill=INK, font=font, anchor="md")
 
 
-def _save_png(img: Image.Image, path: str | Path) -> Path:
+def _png_path(path: str | Path) -> Path:
+    """``path`` with ``.png`` appended unless it already ends in .png (any case)."""
     path = Path(path)
-    if path.suffix.lower() != ".png":
-        path = path.with_name(path.name + ".png")
-    return save_png_atomic(img, path)
+    return path if path.suffix.lower() == ".png" else path.with_name(path.name + ".png")
 
 
-def plot_bins(
-    bins: np.ndarray, path: str | Path, *, title: str | None = None, lightness: float = 50.0
-) -> Path:
+def bins_image(
+    bins: np.ndarray, *, title: str | None = None, lightness: float = 50.0
+) -> Image.Image:
     """Draw ``bins`` ``(Q, 2)`` as squares of the grid size, each filled with its own ab colour at
-    L = ``lightness``; a horizontal, b vertical, ticks in ab units. Writes a PNG atomically."""
+    L = ``lightness``; a horizontal, b vertical, ticks in ab units."""
     validate_bins(bins)
     grid = infer_grid(bins)
     lo, hi = _ab_extent(bins, grid)
     width = MARGIN_LEFT + PANEL_PX + 30
     height = MARGIN_TOP + PANEL_PX + MARGIN_BOTTOM
-    img = Image.new("RGB", (width, height), BACKGROUND)
-    draw = ImageDraw.Draw(img)
+    img, draw = canvas((width, height))
     fr = _Frame(MARGIN_LEFT, MARGIN_TOP, lo, hi, PANEL_PX)
     _draw_gridlines(draw, fr)
     _draw_cells(draw, fr, bins, grid, ab_colours(bins, lightness))
@@ -202,8 +188,16 @@ def plot_bins(
     heading = (
         title or f"Quantized ab gamut: Q = {len(bins)} bins, grid {grid:g}, at L = {lightness:g}"
     )
-    _centered_text(draw, (width / 2, MARGIN_TOP / 2), heading, big)
-    return _save_png(img, path)
+    centered_text(draw, (width / 2, MARGIN_TOP / 2), heading, big)
+    return img
+
+
+def plot_bins(
+    bins: np.ndarray, path: str | Path, *, title: str | None = None, lightness: float = 50.0
+) -> Path:
+    """``bins_image`` written as PNG atomically (``.png`` appended to ``path`` unless it has it);
+    returns the path written."""
+    return save_png(bins_image(bins, title=title, lightness=lightness), _png_path(path))
 
 
 def _value_colours(values: np.ndarray, lut: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
@@ -212,16 +206,11 @@ def _value_colours(values: np.ndarray, lut: np.ndarray, vmin: float, vmax: float
     return lut[np.rint(t * 255).astype(np.int64)]
 
 
-def plot_rebalance(
-    bins: np.ndarray,
-    prior: np.ndarray,
-    weights: np.ndarray,
-    path: str | Path,
-    *,
-    title: str | None = None,
-) -> Path:
+def rebalance_image(
+    bins: np.ndarray, prior: np.ndarray, weights: np.ndarray, *, title: str | None = None
+) -> Image.Image:
     """Two panels on the ab plane: the prior ``(Q,)`` on a log10 colour scale (bins with no pixel
-    drawn grey) and the weights ``(Q,)`` (log scale when they span more than 50x). Writes a PNG."""
+    drawn grey) and the weights ``(Q,)`` (log scale when they span more than 50x)."""
     validate_bins(bins)
     prior = np.asarray(prior, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
@@ -231,8 +220,7 @@ def plot_rebalance(
     lo, hi = _ab_extent(bins, grid)
     panel_w = MARGIN_LEFT + PANEL_PX + 110
     width, height = 2 * panel_w + 10, MARGIN_TOP + 30 + PANEL_PX + MARGIN_BOTTOM
-    img = Image.new("RGB", (width, height), BACKGROUND)
-    draw = ImageDraw.Draw(img)
+    img, draw = canvas((width, height))
     small, big = load_font(13), load_font(17)
     lut = colormap("viridis")
     top = MARGIN_TOP + 30
@@ -264,11 +252,24 @@ def plot_rebalance(
         _draw_gridlines(draw, fr)
         _draw_cells(draw, fr, bins, grid, cols)
         _draw_axes(draw, fr, small)
-        _centered_text(draw, (fr.x0 + PANEL_PX / 2, top - 16), name, small)
+        centered_text(draw, (fr.x0 + PANEL_PX / 2, top - 16), name, small)
         _colourbar(
             draw, img, fr.x0 + PANEL_PX + 18, top + 20, PANEL_PX - 40, vmin, vmax, lut, label,
             small, log,
         )  # fmt: skip
     heading = title or f"ab prior and class-rebalancing weights (Q = {len(bins)})"
-    _centered_text(draw, (width / 2, MARGIN_TOP / 2), heading, big)
-    return _save_png(img, path)
+    centered_text(draw, (width / 2, MARGIN_TOP / 2), heading, big)
+    return img
+
+
+def plot_rebalance(
+    bins: np.ndarray,
+    prior: np.ndarray,
+    weights: np.ndarray,
+    path: str | Path,
+    *,
+    title: str | None = None,
+) -> Path:
+    """``rebalance_image`` written as PNG atomically (``.png`` appended to ``path`` unless it has
+    it); returns the path written."""
+    return save_png(rebalance_image(bins, prior, weights, title=title), _png_path(path))
