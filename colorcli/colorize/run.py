@@ -43,7 +43,6 @@ class FileResult:
     skip: Skip = ""
 
 
-
 class _ColourPhoto(Exception):
     """Raised by a reader thread for a colour photo that the batch keeps as it is."""
 
@@ -114,7 +113,6 @@ def _failure(job: Job, exc: BaseException) -> FileResult:
     else:
         msg = f"{job.source}: {type(exc).__name__}: {exc}"
     return FileResult(job.source, job.output, "failed", msg, exception=exc)
-
 
 
 def colorize_jobs(

@@ -151,5 +151,4 @@ class OnnxModel:
         return np.ascontiguousarray(ab[..., :h, :w])
 
 
-
 __all__ = ["OnnxModel", "decode_np", "onnxruntime_available", "read_meta", "upsample_bilinear"]
