@@ -87,12 +87,14 @@ def stage_table(model_path: Path, backend: str, photo: Path, out: Path, repeats:
     import cv2
 
     from colorcli import imageio
-    from colorcli.colorize import lab_to_rgb_image, luminance, network_size
+    from colorcli.color.lab_np import lab_to_rgb_image, luminance
+    from colorcli.inference import network_size
 
     decoded = imageio.read_image(photo)
     lum = luminance(decoded.pixels)
     if backend == "onnx":
-        from colorcli.onnx_backend import OnnxModel, decode_np, ensure_twin, upsample_bilinear
+        from colorcli.onnx.backend import ensure_twin
+        from colorcli.onnx.runtime import OnnxModel, decode_np, upsample_bilinear
 
         onnx_model = OnnxModel.open(ensure_twin(model_path))
         size, mult = onnx_model.input_size, onnx_model.size_multiple

@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from colorcli.colorize import Colorizer
+    from colorcli.inference import Colorizer
 
 __all__ = ["Colorizer", "__version__"]
 
@@ -20,7 +20,7 @@ def __dir__() -> list[str]:
 def __getattr__(name: str) -> Any:
     # Lazy: ``import colorcli`` (and ``colorcli --help``) must not import torch.
     if name == "Colorizer":
-        from colorcli.colorize import Colorizer
+        from colorcli.inference import Colorizer
 
         return Colorizer
     raise AttributeError(f"module 'colorcli' has no attribute {name!r}")

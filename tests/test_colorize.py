@@ -14,17 +14,11 @@ import torch
 from PIL import Image
 from skimage.color import lab2rgb, rgb2lab
 
-from colorcli.colorize import (
-    ColorizeConfig,
-    Colorizer,
-    ColorSettings,
-    colorize_paths,
-    detect_legacy,
-    lab_to_rgb_image,
-    luminance,
-    restore_luminance,
-)
+from colorcli.color.lab_np import lab_to_rgb_image, luminance
+from colorcli.color.legacy import detect_legacy, restore_luminance
+from colorcli.colorize import ColorizeConfig, colorize_paths
 from colorcli.errors import UsageError
+from colorcli.inference import Colorizer, ColorSettings
 
 RNG = np.random.default_rng(7)
 
@@ -88,14 +82,14 @@ def test_lab_to_rgb_matches_skimage() -> None:
 
 
 def test_parallel_strips_give_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    from colorcli import colorize
+    from colorcli.color import lab_np
 
     rgb = RNG.integers(0, 256, (97, 61, 3), dtype=np.uint8)
     ab = RNG.uniform(-60, 60, (97, 61, 2)).astype(np.float32)
     serial_l = luminance(rgb)
     serial_rgb = lab_to_rgb_image(serial_l, ab)
-    monkeypatch.setattr(colorize, "PARALLEL_PIXELS", 0)
-    monkeypatch.setattr(colorize, "STRIP_PIXELS", 500)  # many strips of 8 rows
+    monkeypatch.setattr(lab_np, "PARALLEL_PIXELS", 0)
+    monkeypatch.setattr(lab_np, "STRIP_PIXELS", 500)  # many strips of 8 rows
     np.testing.assert_array_equal(luminance(rgb), serial_l)
     np.testing.assert_array_equal(lab_to_rgb_image(serial_l, ab), serial_rgb)
 
@@ -214,7 +208,7 @@ def test_size_and_batch_consistency(colorizer: Colorizer) -> None:
 
 
 def test_network_size_keeps_aspect() -> None:
-    from colorcli.colorize import network_size
+    from colorcli.inference import network_size
 
     assert network_size((768, 1024), 256) == (256, 192)  # (width, height)
     assert network_size((1024, 768, 3), 256) == (192, 256)

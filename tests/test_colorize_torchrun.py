@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from colorcli.colorize import ColorizeConfig, FileResult, Summary, plan_colorize
-from colorcli.colorize_dist import (
+from colorcli.colorize.dist import (
     Ranks,
     for_rank,
     merge_summaries,

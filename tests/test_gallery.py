@@ -14,9 +14,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorcli import gallery
 from colorcli.cli import app
-from colorcli.colorize import FileResult, Summary
+from colorcli.colorize import FileResult, Summary, gallery
 
 runner = CliRunner()
 BLOB = re.compile(r'<script type="application/json" id="gallery-data">(.*?)</script>', re.S)

@@ -22,9 +22,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from colorcli import gallery
 from colorcli.cli import app
-from colorcli.colorize import Summary
+from colorcli.colorize import Summary, gallery
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ import pytest
 from skimage.color import lab2rgb, rgb2lab
 
 from colorcli import imageio
-from colorcli.colorize import detect_legacy
+from colorcli.color.legacy import detect_legacy
 
 BY_EYE = {
     "old_a.png": None,  # colour snapshot: boy with glasses, orange collar

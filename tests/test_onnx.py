@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from colorcli import onnx_backend
 from colorcli.checkpoint import load_model, save_model
 from colorcli.cli import app
 from colorcli.color.bins import reference_bins
@@ -27,8 +26,9 @@ from colorcli.color.encode import decode
 from colorcli.colorize import Colorizer
 from colorcli.errors import UsageError
 from colorcli.models import create_model
-from colorcli.onnx_backend import OnnxModel, decode_np, upsample_bilinear
-from colorcli.onnx_export import export_onnx
+from colorcli.onnx import backend as onnx_backend
+from colorcli.onnx.export import export_onnx
+from colorcli.onnx.runtime import OnnxModel, decode_np, upsample_bilinear
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "examples").glob("*.*g"))
@@ -180,7 +180,7 @@ def test_auto_exports_once_into_the_cache(
     def no_export(*args: object, **kwargs: object) -> None:
         raise AssertionError("exported twice")
 
-    monkeypatch.setattr("colorcli.onnx_export.export_onnx", no_export)
+    monkeypatch.setattr("colorcli.onnx.export.export_onnx", no_export)
     again = onnx_backend.choose(lone, "cpu", "auto")
     assert again is not None and again.path == cached
     other = tmp_path / "other.safetensors"

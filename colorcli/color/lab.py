@@ -11,30 +11,29 @@ from __future__ import annotations
 
 import torch
 
+# The colorimetric constants live in color.constants (torch-free, shared with color.lab_np);
+# re-exported here, the Lab module.
+from colorcli.color.constants import LAB_EPSILON as LAB_EPSILON
+from colorcli.color.constants import LAB_F_THRESHOLD as LAB_F_THRESHOLD
+from colorcli.color.constants import LAB_SLOPE as LAB_SLOPE
+from colorcli.color.constants import WHITE_D65 as WHITE_D65
+from colorcli.color.constants import XYZ_FROM_RGB as XYZ_FROM_RGB
+
 # Network normalisation used by the reference eccv16/siggraph17 networks.
 L_CENTER = 50.0
 L_RANGE = 100.0
 AB_SCALE = 110.0
 
-# sRGB (linear) -> XYZ, as in scikit-image.
-_XYZ_FROM_RGB = (
-    (0.412453, 0.357580, 0.180423),
-    (0.212671, 0.715160, 0.072169),
-    (0.019334, 0.119193, 0.950227),
-)
-# D65 white, 2-degree observer.
-_WHITE_D65 = (0.95047, 1.0, 1.08883)
-
 
 def _matrix(like: torch.Tensor, inverse: bool = False) -> torch.Tensor:
-    m = torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)
+    m = torch.tensor(XYZ_FROM_RGB, dtype=torch.float64)
     if inverse:
         m = torch.linalg.inv(m)
     return m.to(device=like.device, dtype=like.dtype)
 
 
 def _white(like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(_WHITE_D65, dtype=like.dtype, device=like.device).view(3, 1, 1)
+    return torch.tensor(WHITE_D65, dtype=like.dtype, device=like.device).view(3, 1, 1)
 
 
 def _check(x: torch.Tensor, name: str) -> None:
@@ -69,8 +68,10 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """
     _check(rgb, "rgb")
     xyz = _apply_matrix(_matrix(rgb), srgb_to_linear(rgb)) / _white(rgb)
-    eps = 0.008856
-    f = torch.where(xyz > eps, torch.pow(xyz.clamp(min=eps), 1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    eps = LAB_EPSILON
+    f = torch.where(
+        xyz > eps, torch.pow(xyz.clamp(min=eps), 1.0 / 3.0), LAB_SLOPE * xyz + 16.0 / 116.0
+    )
     fx, fy, fz = f.unbind(dim=-3)
     lum = 116.0 * fy - 16.0
     a = 500.0 * (fx - fy)
@@ -89,8 +90,8 @@ def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
     fx = a / 500.0 + fy
     fz = (fy - b / 200.0).clamp(min=0.0)
     f = torch.stack([fx, fy, fz], dim=-3)
-    thr = 0.2068966
-    xyz = torch.where(f > thr, torch.pow(f, 3.0), (f - 16.0 / 116.0) / 7.787)
+    thr = LAB_F_THRESHOLD
+    xyz = torch.where(f > thr, torch.pow(f, 3.0), (f - 16.0 / 116.0) / LAB_SLOPE)
     xyz = xyz * _white(lab)
     rgb = linear_to_srgb(_apply_matrix(_matrix(lab, inverse=True), xyz))
     return rgb.clamp(0.0, 1.0) if clip else rgb
@@ -100,8 +101,8 @@ def rgb_to_luminance(rgb: torch.Tensor) -> torch.Tensor:
     """The Lab L channel ``(..., 1, H, W)`` of sRGB ``(..., 3, H, W)`` (cheaper than a full Lab)."""
     _check(rgb, "rgb")
     y = _apply_matrix(_matrix(rgb)[1:2], srgb_to_linear(rgb))
-    eps = 0.008856
-    fy = torch.where(y > eps, torch.pow(y.clamp(min=eps), 1.0 / 3.0), 7.787 * y + 16.0 / 116.0)
+    eps = LAB_EPSILON
+    fy = torch.where(y > eps, torch.pow(y.clamp(min=eps), 1.0 / 3.0), LAB_SLOPE * y + 16.0 / 116.0)
     return 116.0 * fy - 16.0
 
 

@@ -269,14 +269,14 @@ def command(
         recolor=recolor,
         backend=backend.value,
     )
-    from colorcli.colorize_dist import for_rank, gather_summary, torchrun_ranks
+    from colorcli.colorize.dist import for_rank, gather_summary, torchrun_ranks
 
     ranks = torchrun_ranks()  # under torchrun: this rank's share of the files, its own GPU
     if ranks is not None:
         config = for_rank(config, ranks)
     summary = _run(config, show=ranks is None or ranks.main)
     if gallery and ranks is not None:  # each rank makes the thumbnails of its own files
-        from colorcli.gallery import make_thumbnails
+        from colorcli.colorize.gallery import make_thumbnails
 
         make_thumbnails(summary.results, out_dir, workers=config.workers)
     if ranks is not None:
@@ -304,7 +304,7 @@ def _quiet_libraries() -> None:
 
 
 def _write_gallery(summary: Summary, config: ColorizeConfig) -> None:
-    from colorcli.gallery import write_gallery
+    from colorcli.colorize.gallery import write_gallery
 
     page = write_gallery(
         summary,

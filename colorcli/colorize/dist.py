@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from colorcli.colorize import ColorizeConfig, Summary
+from colorcli.colorize.plan import ColorizeConfig
+from colorcli.colorize.run import Summary
 
 #: How long rank 0 waits for the slowest rank at the final meeting: its shard may hold hours
 #: more work than the others'. A rank that crashes makes torchrun stop the others anyway.

@@ -35,7 +35,7 @@ from colorcli.errors import ColorcliError
 from colorcli.fsutil import atomic_open
 
 if TYPE_CHECKING:
-    from colorcli.colorize import FileResult, Summary
+    from colorcli.colorize.run import FileResult, Summary
 
 #: Long side of the thumbnails in pixels (two per image, about 20-40 KB each at ``QUALITY``).
 THUMB_SIDE = 480

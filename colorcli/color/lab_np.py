@@ -1,0 +1,212 @@
+"""sRGB <-> CIE Lab at full resolution in numpy/OpenCV: L of a whole photo, and L + ab -> sRGB.
+
+The same formulas as ``color.lab`` (torch), from the same constants (``color.constants``), but
+built for one large image rather than batches of crops: float32 row strips (``STRIP_PIXELS``),
+lookup tables for the sRGB curves, and a small shared thread pool for large images
+(``PARALLEL_PIXELS``), so a 24-megapixel scan needs a few copies of one channel, never a
+full-size float64 or 3-channel float array. Torch-free: the onnx backend runs on it alone.
+``lab_float64`` is the plain float64 version for small arrays (thumbnails).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from colorcli.color.constants import (
+    LAB_EPSILON,
+    LAB_F_THRESHOLD,
+    LAB_SLOPE,
+    WHITE_D65,
+    XYZ_FROM_RGB,
+)
+
+#: Pixels per row strip in the full-size colour conversions (bounds the float32 temporaries).
+STRIP_PIXELS = 1 << 19
+#: Images at least this large convert their strips on several threads.
+PARALLEL_PIXELS = 4 << 20
+
+_M = np.array(XYZ_FROM_RGB)
+_M_INV = np.linalg.inv(_M)
+
+
+def _srgb_to_linear64(v: np.ndarray) -> np.ndarray:
+    return np.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92)
+
+
+def _f_lab64(t: np.ndarray) -> np.ndarray:
+    return np.where(t > LAB_EPSILON, np.cbrt(t), LAB_SLOPE * t + 16.0 / 116.0)
+
+
+def _l_from_y64(y: np.ndarray) -> np.ndarray:
+    return 116.0 * _f_lab64(y) - 16.0
+
+
+# Lookup tables, built on first use: code value -> linear light (weighted per channel), and
+# code value -> L for gray pixels.
+_LUTS: dict[str, np.ndarray] = {}
+
+
+def _lut(name: str) -> np.ndarray:
+    table = _LUTS.get(name)
+    if table is not None:
+        return table
+    if name.startswith("lin"):
+        n = 256 if name == "lin8" else 65536
+        table = _srgb_to_linear64(np.arange(n, dtype=np.float64) / (n - 1))
+    elif name.startswith("gray"):
+        n = 256 if name == "gray8" else 65536
+        table = _l_from_y64(_srgb_to_linear64(np.arange(n, dtype=np.float64) / (n - 1)))
+    elif name.startswith("out"):
+        # linear light sampled at 2^16 (8-bit output) or 2^20 (16-bit) steps -> sRGB code value;
+        # the steps are fine enough that rounding matches the exact curve (see tests).
+        bits, steps = (8, 1 << 16) if name == "out8" else (16, 1 << 20)
+        lin = np.arange(steps + 1, dtype=np.float64) / steps
+        srgb = np.where(lin > 0.0031308, 1.055 * lin ** (1 / 2.4) - 0.055, lin * 12.92)
+        peak = (1 << bits) - 1
+        dtype = np.uint8 if bits == 8 else np.uint16
+        table = np.clip(np.round(srgb * peak), 0, peak).astype(dtype)
+        _LUTS[name] = table
+        return table
+    else:  # pragma: no cover - internal names only
+        raise KeyError(name)
+    table = table.astype(np.float32)
+    _LUTS[name] = table
+    return table
+
+
+def _strips(height: int, width: int) -> Iterator[slice]:
+    rows = max(1, STRIP_PIXELS // max(1, width))
+    for r in range(0, height, rows):
+        yield slice(r, min(height, r + rows))
+
+
+_STRIP_POOL: ThreadPoolExecutor | None = None
+_STRIP_POOL_LOCK = threading.Lock()
+
+
+def _for_strips(height: int, width: int, work: Callable[[slice], None]) -> None:
+    """Run ``work`` on every row strip; large images use a small shared thread pool (numpy
+    releases the GIL), small ones stay on the calling thread (the batch is parallel already)."""
+    global _STRIP_POOL
+    strips = list(_strips(height, width))
+    threads = min(8, os.cpu_count() or 1)
+    if height * width < PARALLEL_PIXELS or len(strips) < 2 or threads < 2:
+        for s in strips:
+            work(s)
+        return
+    with _STRIP_POOL_LOCK:
+        if _STRIP_POOL is None:
+            _STRIP_POOL = ThreadPoolExecutor(threads, thread_name_prefix="colorcli-strip")
+        pool = _STRIP_POOL
+    for _ in pool.map(work, strips):
+        pass
+
+
+def luminance(pixels: np.ndarray) -> np.ndarray:
+    """CIE L (D65, sRGB) of ``(H, W)`` gray or ``(H, W, 3)`` RGB pixels -> ``(H, W)`` float32.
+
+    uint8/uint16 use exact lookup tables for the sRGB curve; float input is taken in [0, 1].
+    Matches ``skimage.color.rgb2lab(...)[..., 0]``; computed on row strips so no full-size
+    float64 or 3-channel float array is ever made.
+    """
+    if pixels.dtype not in (np.uint8, np.uint16):
+        pixels = (np.clip(pixels, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    depth = "8" if pixels.dtype == np.uint8 else "16"
+    h, w = pixels.shape[:2]
+    if pixels.ndim == 2:
+        return _lut("gray" + depth)[pixels]
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"pixels must be (H, W) or (H, W, 3), got {pixels.shape}")
+    lin = _lut("lin" + depth)
+    out = np.empty((h, w), dtype=np.float32)
+    wr, wg, wb = (np.float32(c) for c in _M[1])
+    # 8-bit: OpenCV's LUT + channel mix + pow are 4x faster than numpy gathers (same result)
+    lut3 = np.stack([lin * wr, lin * wg, lin * wb], axis=-1).reshape(1, -1, 3)[:, :256]
+    ones = np.ones((1, 3), dtype=np.float32)
+
+    def strip(s: slice) -> None:
+        block = pixels[s]
+        lum: npt.NDArray[np.float32]
+        if depth == "8":
+            y = cv2.transform(cv2.LUT(np.ascontiguousarray(block), lut3), ones)
+            lum = np.asarray(cv2.pow(y, 1.0 / 3.0), dtype=np.float32)
+        else:
+            y = lin[block[..., 0]] * wr
+            y += lin[block[..., 1]] * wg
+            y += lin[block[..., 2]] * wb
+            lum = np.cbrt(y)
+        low = y <= LAB_EPSILON
+        lum *= np.float32(116.0)
+        lum -= np.float32(16.0)
+        lum[low] = y[low] * np.float32(116.0 * LAB_SLOPE)
+        out[s] = lum
+
+    _for_strips(h, w, strip)
+    return out
+
+
+def _f_inv(f: np.ndarray) -> np.ndarray:
+    cube = f * f * f
+    low = f <= LAB_F_THRESHOLD
+    cube[low] = (f[low] - np.float32(16.0 / 116.0)) / np.float32(LAB_SLOPE)
+    return cube
+
+
+def lab_to_rgb_image(lum: np.ndarray, ab: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+    """Full-size L ``(H, W)`` and ab ``(H, W, 2)`` (float32, Lab units) -> sRGB ``(H, W, 3)``.
+
+    uint8 for ``bit_depth`` 8, uint16 for 16; out-of-gamut colours are clipped like
+    ``skimage.color.lab2rgb`` (negative Z to 0, then RGB to [0, 1]). Row strips, float32.
+    """
+    h, w = lum.shape
+    if ab.shape != (h, w, 2):
+        raise ValueError(f"ab must have shape {(h, w, 2)}, got {ab.shape}")
+    table = _lut("out8" if bit_depth == 8 else "out16")
+    steps = np.float32(len(table) - 1)
+    out = np.empty((h, w, 3), dtype=table.dtype)
+    m = _M_INV.astype(np.float32)
+
+    def strip(s: slice) -> None:
+        fy = (lum[s] + np.float32(16.0)) / np.float32(116.0)
+        fx = fy + ab[s, :, 0] / np.float32(500.0)
+        fz = fy - ab[s, :, 1] / np.float32(200.0)
+        np.maximum(fz, 0.0, out=fz)
+        x = _f_inv(fx) * np.float32(WHITE_D65[0])
+        y = _f_inv(fy)
+        z = _f_inv(fz) * np.float32(WHITE_D65[2])
+        for c in range(3):
+            lin = x * m[c, 0]
+            lin += y * m[c, 1]
+            lin += z * m[c, 2]
+            lin *= steps
+            lin += np.float32(0.5)
+            np.clip(lin, 0.0, steps, out=lin)
+            out[s, :, c] = table[lin.astype(np.int32)]
+
+    _for_strips(h, w, strip)
+    return out
+
+
+def lab_float64(rgb: np.ndarray) -> np.ndarray:
+    """Float64 Lab ``(h, w, 3)`` of a small ``(h, w, 3)`` float RGB array in [0, 1] (the
+    formulas of ``skimage.color.rgb2lab``, without strips or tables)."""
+    xyz = _srgb_to_linear64(rgb.astype(np.float64)) @ _M.T / np.array(WHITE_D65)
+    f = _f_lab64(xyz)
+    return np.stack(
+        [
+            116.0 * f[..., 1] - 16.0,
+            500.0 * (f[..., 0] - f[..., 1]),
+            200.0 * (f[..., 1] - f[..., 2]),
+        ],
+        axis=-1,
+    )
+
+
+__all__ = ["PARALLEL_PIXELS", "STRIP_PIXELS", "lab_float64", "lab_to_rgb_image", "luminance"]
