@@ -230,7 +230,7 @@ def make_page(
 
 
 def _load_colorizer(config: TuringConfig) -> ArrayColorizer:
-    from colorcli.colorize import Colorizer  # lead: -> colorcli.inference
+    from colorcli.inference import Colorizer
 
     settings: dict[str, Any] = {"legacy": "off"}
     if config.temperature is not None:
