@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from colorcli.errors import UsageError
+
+if TYPE_CHECKING:
+    from colorcli.models.registry import Family
 
 Objective = Literal["classification", "regression", "cgan"]
 Targets = Literal["soft", "onehot"]
@@ -120,7 +123,7 @@ def preset_defaults(
     return {**base, **arch_defaults(arch), "arch": arch, "steps": QUICK_STEPS, **_quick(arch)}
 
 
-def _family(arch: str) -> Any:
+def _family(arch: str) -> Family | None:
     """The registered family ``arch`` (``models.registry.Family``); None for an unknown name
     (``TrainConfig`` reports it)."""
     from colorcli.models import families
