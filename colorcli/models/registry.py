@@ -195,11 +195,3 @@ def family(name: str) -> Family:
             f"unknown architecture {name!r} (choose from: {', '.join(sorted(_FAMILIES))})"
         ) from None
 
-
-def family_of(model: str) -> Family | None:
-    """The family whose ``models`` include the registered model ``model``; None (a
-    discriminator, or a model no family trains)."""
-    for fam in _FAMILIES.values():
-        if model in fam.models.values():
-            return fam
-    return None
