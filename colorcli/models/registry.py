@@ -194,4 +194,3 @@ def family(name: str) -> Family:
         raise UsageError(
             f"unknown architecture {name!r} (choose from: {', '.join(sorted(_FAMILIES))})"
         ) from None
-
