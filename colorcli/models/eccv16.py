@@ -17,11 +17,12 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-from colorcli.models.registry import register_model
+from colorcli.models.registry import Family, register_family, register_model
 
 # (channels at width 1.0, number of 3x3 convs, dilation, stride of the last conv) for blocks 1-7.
 TRUNK_SPEC: tuple[tuple[int, int, int, int], ...] = (
@@ -166,6 +167,29 @@ class ECCV16Regression(_ECCV16Body):
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.head(self.features(lum)))
+
+
+# --- training: the ``--arch eccv16`` family ------------------------------------------------------
+
+
+def _arguments(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {"width": options["width"]}
+
+
+def _describe(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    return {"width": float(arguments.get("width", 1.0))}
+
+
+register_family(
+    Family(
+        "eccv16",
+        models={"classification": "eccv16", "regression": "eccv16-regression"},
+        arguments=_arguments,
+        describe=_describe,
+        # quick preset: a quarter of the published width trains on a CPU (training.config)
+        quick={"width": 0.25, "batch_size": 16, "lr": 1e-3},
+    )
+)
 
 
 _RELEASED_KEY = re.compile(r"^model(\d)\.(\d+)\.(.+)$")

@@ -20,6 +20,7 @@ re-estimate them well), while their affine parameters still learn.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -32,7 +33,7 @@ from colorcli.models.efficientnet_lite import (
     load_pretrained,
     normalize,
 )
-from colorcli.models.registry import register_model
+from colorcli.models.registry import Family, register_family, register_model
 
 #: decoder channels of the up-stages to strides 16, 8, 4, 2 at ``decoder_width`` 1.0.
 DECODER_CHANNELS: tuple[int, ...] = (192, 128, 128, 64)
@@ -161,3 +162,45 @@ class EffNetUNetRegression(_EffNetUNet):
         y = self.head(self._features(lum))
         y = F.interpolate(y, size=lum.shape[-2:], mode="bilinear", align_corners=False)
         return torch.tanh(y)
+
+
+# --- training: the ``--arch effnet-unet`` family -----------------------------------------------
+
+
+def _arguments(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "encoder": options["encoder"],
+        "head_stride": options["head_stride"],
+        "decoder_width": options["width"],  # --width scales the decoder; the encoder is fixed
+    }
+
+
+def _describe(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "width": float(arguments.get("decoder_width", 1.0)),
+        "encoder": str(arguments.get("encoder", "lite0")),
+        "head_stride": int(arguments.get("head_stride", 4)),
+    }
+
+
+def _fresh_arguments(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {"pretrained": True} if options["pretrained"] else {}
+
+
+register_family(
+    Family(
+        "effnet-unet",
+        models={
+            "classification": "effnet-unet",
+            "regression": "effnet-unet-regression",
+            "cgan": "effnet-unet-regression",
+        },
+        arguments=_arguments,
+        describe=_describe,
+        fresh_arguments=_fresh_arguments,
+        # measured on 2 CPU cores (weights/MODEL_CARD.md): a larger learning rate for the new
+        # decoder, light weight decay, batch 16 and 160 px crops (multiples of 32; 192 px costs
+        # 1.75x the time per step), the recipe of scripts/train_pretrained.sh
+        defaults={"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16, "crop": 160},
+    )
+)

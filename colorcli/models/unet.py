@@ -15,17 +15,25 @@ crops other sizes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorcli.models.registry import register_model
+from colorcli.models.registry import Family, register_family, register_model
 
 DROPOUT_LAYERS = 3
 DROPOUT_P = 0.5
 
 
-@register_model("unet")
+def unet_size_multiple(depth: int = 8, **_: Any) -> int:
+    """Input sides of a U-Net with ``depth`` downsamplings must be multiples of this."""
+    return int(2 ** max(depth, 0))  # a depth below 2 fails in the constructor, not here
+
+
+@register_model("unet", size_multiple=unet_size_multiple)
 class UNet(nn.Module):
     """pix2pix U-Net generator.
 
@@ -98,7 +106,7 @@ class UNet(nn.Module):
     @property
     def size_multiple(self) -> int:
         """Input height and width must be multiples of this."""
-        return int(2**self.depth)
+        return unet_size_multiple(self.depth)
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         if lum.dim() != 4 or lum.shape[1] != 1:
@@ -121,3 +129,34 @@ class UNet(nn.Module):
             if j < self.n_dropout:
                 x = F.dropout(x, DROPOUT_P, training=drop)
         return torch.tanh(x)
+
+
+# --- training: the ``--arch unet`` family ------------------------------------------------------
+
+
+def _arguments(options: Mapping[str, Any]) -> dict[str, Any]:
+    # --width multiplies pix2pix's 64 first-level channels
+    return {"depth": options["depth"], "width": max(1, round(64 * options["width"]))}
+
+
+def _describe(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "width": float(arguments.get("width", 64)) / 64.0,
+        "depth": int(arguments.get("depth", 8)),
+    }
+
+
+def _crop_note(options: Mapping[str, Any]) -> str:
+    return f" of depth {options['depth']}"
+
+
+register_family(
+    Family(
+        "unet",
+        models={"regression": "unet", "cgan": "unet"},
+        arguments=_arguments,
+        describe=_describe,
+        quick={"width": 0.25},  # quick preset: a quarter of pix2pix's width
+        crop_note=_crop_note,
+    )
+)

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from colorcli.errors import UsageError
+
+if TYPE_CHECKING:
+    from colorcli.models.registry import Family
 
 Objective = Literal["classification", "regression", "cgan"]
 Targets = Literal["soft", "onehot"]
@@ -28,16 +31,10 @@ RegLoss = Literal["l1", "l2"]
 GanKind = Literal["vanilla", "lsgan", "wgan-gp", "hinge", "ebgan"]
 Arch = Literal["auto", "eccv16", "unet", "effnet-unet"]
 
-#: the architectures each objective trains (``--arch``); the first is the objective's default.
-OBJECTIVE_ARCHS: dict[str, tuple[str, ...]] = {
-    "classification": ("eccv16", "effnet-unet"),
-    "regression": ("unet", "eccv16", "effnet-unet"),
-    "cgan": ("unet", "effnet-unet"),
-}
-#: registered model name of (architecture, objective kind) where the two differ.
-REGRESSION_MODEL = {"eccv16": "eccv16-regression", "effnet-unet": "effnet-unet-regression"}
-#: input sides must be multiples of this (per architecture; unet: 2 ** depth).
-SIZE_MULTIPLE = {"eccv16": 8, "effnet-unet": 32}
+# The architectures (``--arch``) are the families registered in ``colorcli.models``
+# (``models.registry.Family``): which model each objective trains, its constructor arguments, its
+# size multiple and defaults travel with the model file. It is imported inside the functions
+# below: importing this module stays free of torch.
 ENCODERS: tuple[str, ...] = ("lite0", "lite2")
 
 OBJECTIVES: tuple[str, ...] = ("classification", "regression", "cgan")
@@ -123,22 +120,42 @@ def preset_defaults(
         return {**base, **arch_defaults(chosen), "arch": chosen}
     if arch in (None, "auto"):
         arch = "effnet-unet" if pretrained and pretrained_available(encoder) else base["arch"]
-    out = {**base, **arch_defaults(arch), "arch": arch, "steps": QUICK_STEPS}
-    if arch == "eccv16":
-        out.update(width=0.25, batch_size=16, lr=1e-3)
-    elif arch == "unet":
-        out["width"] = 0.25
-    return out
+    return {**base, **arch_defaults(arch), "arch": arch, "steps": QUICK_STEPS, **_quick(arch)}
+
+
+def _family(arch: str) -> Family | None:
+    """The registered family ``arch`` (``models.registry.Family``); None for an unknown name
+    (``TrainConfig`` reports it)."""
+    from colorcli.models import families
+
+    return families().get(arch)
 
 
 def arch_defaults(arch: str) -> dict[str, Any]:
-    """Defaults that a pretrained encoder changes (measured on 2 CPU cores; see
-    weights/MODEL_CARD.md): a larger learning rate for the new decoder, light weight decay, batch
-    16 and 160 px crops (multiples of 32; 192 px costs 1.75x the time per step, see
-    ``QUICK_STEPS``), the recipe of scripts/train_pretrained.sh."""
-    if arch == "effnet-unet":
-        return {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16, "crop": 160}
-    return {}
+    """The training defaults of the family ``arch`` in every preset (``Family.defaults``; e.g.
+    effnet-unet, measured on 2 CPU cores, see weights/MODEL_CARD.md: a larger learning rate for
+    the new decoder, light weight decay, batch 16 and 160 px crops, the recipe of
+    scripts/train_pretrained.sh; 192 px costs 1.75x the time per step, see ``QUICK_STEPS``);
+    {} for a family without any or an unknown name."""
+    fam = _family(arch)
+    return dict(fam.defaults) if fam is not None else {}
+
+
+def _quick(arch: str) -> dict[str, Any]:
+    """What the quick preset changes for the family ``arch`` (``Family.quick``: eccv16 and unet
+    at a quarter of the published width)."""
+    fam = _family(arch)
+    return dict(fam.quick) if fam is not None else {}
+
+
+def objective_archs(objective: str) -> tuple[str, ...]:
+    """The architectures (families) that ``objective`` trains: its default (``objective_defaults``)
+    first, then the others in the order of registration."""
+    from colorcli.models import families
+
+    default = objective_defaults(objective)["arch"]
+    served = [name for name, fam in families().items() if objective in fam.models]
+    return (default, *(a for a in served if a != default))
 
 
 @dataclass(frozen=True)
@@ -271,19 +288,28 @@ class TrainConfig:
                 "--finetune trains the colorizer with its own loss (classification or "
                 "regression) plus the critic's adversarial term; --objective cgan does not apply"
             )
-        every = sorted({a for archs in OBJECTIVE_ARCHS.values() for a in archs})
+        self._check_arch()
+
+    def _check_arch(self) -> None:
+        """``arch`` is a registered family that trains ``objective``, and ``crop`` a multiple of
+        the input size its model takes."""
+        from colorcli.models import families, size_multiple
+
+        every = sorted(families())
         if self.arch not in every:
             raise UsageError(f"unknown architecture {self.arch!r} ({', '.join(every)})")
-        archs = OBJECTIVE_ARCHS[self.objective]
+        archs = objective_archs(self.objective)
         if self.arch not in archs:
             raise UsageError(
                 f"--objective {self.objective} trains {' or '.join(archs)} (use --arch {archs[0]})"
             )
-        multiple = 2**self.depth if self.arch == "unet" else SIZE_MULTIPLE[self.arch]
+        fam = families()[self.arch]
+        options = vars(self)
+        multiple = size_multiple(fam.model(self.objective), **fam.arguments(options))
         if self.crop % multiple:
             raise UsageError(
                 f"--crop {self.crop} must be a multiple of {multiple} for {self.arch}"
-                + (f" of depth {self.depth}" if self.arch == "unet" else "")
+                + fam.crop_note(options)
             )
 
     # --- derived values --------------------------------------------------------------------

@@ -58,7 +58,7 @@ from colorcli.color import encode
 from colorcli.color.lab import AB_SCALE, ab_from_unit
 from colorcli.critic import LoadedCritic, critic_logits, load_critic
 from colorcli.errors import BadWeights, ColorcliError, UsageError
-from colorcli.models import create_model
+from colorcli.models import create_model, families, family, model_kind
 from colorcli.training.adversarial import RegressionObjective
 from colorcli.training.classification import ClassificationObjective
 from colorcli.training.common import (
@@ -86,12 +86,12 @@ ADV_WEIGHT = {"classification": 0.3, "regression": 0.01}
 for classification the same share of the loss, the rebalanced cross-entropy of a trained model
 being about 30 times a unit-scale L1."""
 
-_COLORIZER_ARCHS = {
-    "eccv16": ("classification", "eccv16"),
-    "eccv16-regression": ("regression", "eccv16"),
-    "unet": ("regression", "unet"),
-    "effnet-unet": ("classification", "effnet-unet"),
-    "effnet-unet-regression": ("regression", "effnet-unet"),
+#: registered colorizer model -> (its kind, the family (``--arch``) that trains it), for every
+#: model a registered family trains (eccv16: eccv16 and eccv16-regression, ...).
+_COLORIZER_ARCHS: dict[str, tuple[str, str]] = {
+    model: (model_kind(model), name)
+    for name, fam in families().items()
+    for model in dict.fromkeys(fam.models.values())
 }
 
 
@@ -155,17 +155,8 @@ def describe_colorizer(loaded: checkpoint.LoadedModel) -> dict[str, Any]:
     """The TrainConfig fields that a colorizer file fixes: objective, arch, width, depth,
     temperature (classification) and the default crop and regression loss."""
     objective, arch = _COLORIZER_ARCHS[loaded.arch]
-    kw = loaded.arch_kwargs
     out: dict[str, Any] = {"objective": objective, "arch": arch, "crop": loaded.input_size}
-    if arch == "unet":
-        out["width"] = float(kw.get("width", 64)) / 64.0
-        out["depth"] = int(kw.get("depth", 8))
-    elif arch == "effnet-unet":
-        out["width"] = float(kw.get("decoder_width", 1.0))
-        out["encoder"] = str(kw.get("encoder", "lite0"))
-        out["head_stride"] = int(kw.get("head_stride", 4))
-    else:
-        out["width"] = float(kw.get("width", 1.0))
+    out.update(family(arch).describe(loaded.arch_kwargs))  # width, depth, encoder, ...
     if objective == "classification":
         out["temperature"] = 1.0 if loaded.decode_method == "mean" else float(loaded.temperature)
     else:
@@ -179,8 +170,10 @@ def _contradiction(name: str, given: Any, fixed: dict[str, Any], arch: str) -> b
     if name not in fixed:
         return True  # an option that does not apply to this kind of model
     have = fixed[name]
-    if name == "width" and arch == "unet":
-        return max(1, round(64 * float(given))) != round(64 * have)
+    fam = family(arch)
+    described = fam.describe(fam.arguments({**fixed, name: given}))
+    if name in described:  # compare as the file records it (unet: whole channels, 64 x width)
+        given = described[name]
     if isinstance(have, float):
         return not math.isclose(float(given), have, rel_tol=1e-9, abs_tol=1e-12)
     return bool(given != have)

