@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from colorcli import metrics as M
+from colorcli.choices import EvalMetric, values
 from colorcli.color.bins import reference_bins
 from colorcli.color.lab import lab_to_rgb, rgb_to_lab
 from colorcli.color.prior import smooth_prior
@@ -49,11 +50,11 @@ from colorcli.errors import BadImage, ColorcliError, EmptyDataset, UsageError
 from colorcli.fsutil import atomic_open, check_writable
 from colorcli.imageio import find_images, read_rgb
 
-Metric = Literal["auc", "psnr", "ssim", "colorfulness", "realism", "interpretability"]
+Metric = str  # a value of choices.EvalMetric other than "all"
 ALL_METRICS: tuple[Metric, ...] = ("auc", "psnr", "ssim", "colorfulness")
 """The metrics that need nothing but the photos (``all`` on the command line; with a critic,
 ``all`` adds ``realism``)."""
-METRIC_CHOICES: tuple[Metric, ...] = (*ALL_METRICS, "realism", "interpretability")
+METRIC_CHOICES: tuple[Metric, ...] = values(EvalMetric, without=("all",))
 """``interpretability`` (``colorcli.interpretability``): an ImageNet classifier's top-1 / top-5
 on each row's images, for files named after their synset; needs the ``pretrained`` extra."""
 BASELINES: tuple[str, ...] = ("gray", "random", "ground-truth")
@@ -997,3 +998,17 @@ def write_outputs(
     for name in REPORT_FILES:  # a replaced report's files that this one does not have
         if name not in written:
             (out_dir / name).unlink(missing_ok=True)
+
+
+def choose_metrics(chosen: Sequence[str], critic: Path | None) -> tuple[Metric, ...]:
+    """``eval --metric`` (none: all) with ``--critic``: the metrics to compute, in
+    ``METRIC_CHOICES`` order. "all" is ``ALL_METRICS``; a critic always adds realism, which
+    needs one."""
+    names = set(chosen or ("all",))
+    if "realism" in names and critic is None:
+        raise UsageError("--metric realism needs a critic: add --critic CRITIC")
+    if critic is not None:
+        names.add("realism")  # a critic always scores realism, beside the metrics chosen
+    if "all" in names:
+        names.update(ALL_METRICS)
+    return tuple(m for m in METRIC_CHOICES if m in names)

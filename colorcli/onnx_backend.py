@@ -32,12 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from colorcli import choices
 from colorcli.errors import BadWeights, UsageError
 
 META_KEY = "colorcli"
 FORMAT = "colorcli-onnx"
 VERSION = 1
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = choices.values(choices.Backend)
 INSTALL_HINT = "pip install 'colorcli[onnx]'"
 
 

