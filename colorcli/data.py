@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from colorcli.errors import BadImage, BadWeights, EmptyDataset
 from colorcli.fsutil import atomic_open
 from colorcli.imageio import find_images, is_image_path, read_rgb
 
-Assignment = Literal["hard", "soft"]
+Assignment = str  # a value of choices.Assignment
 OnImage = Callable[[int, int, Path], None]
 
 GRAY_THRESHOLD = 5.0
@@ -352,7 +352,7 @@ def compute_rebalance(
     bins: np.ndarray,
     lam: float = 0.5,
     sigma: float = 5.0,
-    q_mode: Literal["all", "nonzero"] = "all",
+    q_mode: str = "all",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Counts -> ``(prior, prior_smoothed, weights)``, each ``(Q,)`` float64.
 

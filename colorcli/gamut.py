@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class RebalanceConfig:
     source: Path
     lam: float = 0.5
     sigma: float = 5.0
-    q_mode: Literal["all", "nonzero"] = "all"
+    q_mode: str = "all"  # a value of choices.QMode
     assignment: Assignment = "hard"
     max_side: int | None = DEFAULT_MAX_SIDE
     workers: int = 1

@@ -20,8 +20,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-GanKind = Literal["vanilla", "lsgan", "hinge", "wgan-gp", "ebgan"]
-GAN_KINDS: tuple[str, ...] = ("vanilla", "lsgan", "hinge", "wgan-gp", "ebgan")
+from colorcli import choices
+
+GanKind = str  # a value of choices.Gan
+GAN_KINDS: tuple[str, ...] = choices.values(choices.Gan)
 
 
 # ----------------------------------------------------------------------------- classification

@@ -57,6 +57,19 @@ def test_dir_shows_the_lazy_colorizer_without_importing_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_cli_app_and_the_choices_import_no_torch() -> None:
+    """Building the whole command tree (every command's options, the help) and importing the
+    choices and the training config stay torch-free, so that ``colorcli --help`` is fast."""
+    code = (
+        "import sys, typer.main, colorcli.cli, colorcli.choices, colorcli.training.config; "
+        "from colorcli.cli._common import plain_help; "
+        "group = typer.main.get_command(colorcli.cli.app); plain_help(group); "
+        "assert {'train', 'eval', 'colorize', 'turing'} <= set(group.commands), group.commands; "
+        "heavy = {'torch', 'numpy'} & set(sys.modules); assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_unavailable_devices_are_the_same_usage_error() -> None:
     import pytest
     import torch

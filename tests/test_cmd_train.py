@@ -94,7 +94,8 @@ def test_default_preset_and_paper_preset(photos: Path, tmp_path: Path) -> None:
 def test_projected_duration_is_printed_and_warned_beyond_a_day(
     photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from colorcli.commands.train import _Reporter, format_duration
+    from colorcli.cli.train_report import Reporter as _Reporter
+    from colorcli.cli.train_report import format_duration
     from colorcli.training import Projected
 
     res = runner.invoke(

@@ -8,13 +8,11 @@ w proportional to 1 / ((1 - lambda) p~ + lambda / Q), normalised so that E_p~[w]
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from colorcli.color.bins import grid_layout
 
-QMode = Literal["all", "nonzero"]
+QMode = str  # a value of choices.QMode
 
 
 def normalize_counts(counts: np.ndarray) -> np.ndarray:

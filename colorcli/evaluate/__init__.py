@@ -43,6 +43,7 @@ from colorcli.evaluate.config import (
     EvalConfig,
     Metric,
     check_out_dir,
+    choose_metrics,
 )
 from colorcli.evaluate.contact import THUMB, ContactEntry
 from colorcli.evaluate.output import report_to_csv, report_to_json, write_outputs
@@ -99,6 +100,7 @@ __all__ = [
     "Sample",
     "Stat",
     "check_out_dir",
+    "choose_metrics",
     "evaluate",
     "hard_counts",
     "image_metrics",

@@ -3,18 +3,19 @@ any work (``check_config``, ``check_out_dir``) and the metric columns a run repo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+from colorcli.choices import EvalMetric, values
 from colorcli.errors import UsageError
 from colorcli.fsutil import check_writable
 
-Metric = Literal["auc", "psnr", "ssim", "colorfulness", "realism", "interpretability"]
+Metric = str  # a value of choices.EvalMetric other than "all"
 ALL_METRICS: tuple[Metric, ...] = ("auc", "psnr", "ssim", "colorfulness")
 """The metrics that need nothing but the photos (``all`` on the command line; with a critic,
 ``all`` adds ``realism``)."""
-METRIC_CHOICES: tuple[Metric, ...] = (*ALL_METRICS, "realism", "interpretability")
+METRIC_CHOICES: tuple[Metric, ...] = values(EvalMetric, without=("all",))
 """``interpretability`` (``colorcli.evaluate.interpretability``): an ImageNet classifier's
 top-1 / top-5 on each row's images, for files named after their synset; needs the ``pretrained``
 extra."""
@@ -133,3 +134,17 @@ def report_metric_names(config: EvalConfig) -> list[str]:
     if "interpretability" in config.metrics:
         names += ["top1", "top5"]
     return names
+
+
+def choose_metrics(chosen: Sequence[str], critic: Path | None) -> tuple[Metric, ...]:
+    """``eval --metric`` (none: all) with ``--critic``: the metrics to compute, in
+    ``METRIC_CHOICES`` order. "all" is ``ALL_METRICS``; a critic always adds realism, which
+    needs one."""
+    names = set(chosen or ("all",))
+    if "realism" in names and critic is None:
+        raise UsageError("--metric realism needs a critic: add --critic CRITIC")
+    if critic is not None:
+        names.add("realism")  # a critic always scores realism, beside the metrics chosen
+    if "all" in names:
+        names.update(ALL_METRICS)
+    return tuple(m for m in METRIC_CHOICES if m in names)

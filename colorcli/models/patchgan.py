@@ -14,16 +14,15 @@ real ab divided by the ab scale), concatenated into 3 channels.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from colorcli import choices
 from colorcli.models.registry import register_model
 
-NormKind = Literal["batch", "instance", "none", "spectral"]
-NORMS: tuple[str, ...] = ("batch", "instance", "none", "spectral")
+NormKind = str  # a value of choices.CriticNorm
+NORMS: tuple[str, ...] = choices.values(choices.CriticNorm)
 
 
 def _norm_layer(norm: str, channels: int) -> nn.Module:

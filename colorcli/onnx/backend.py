@@ -11,11 +11,12 @@ import os
 import platform
 from pathlib import Path
 
+from colorcli import choices
 from colorcli.errors import BadWeights, UsageError
 from colorcli.onnx.format import INSTALL_HINT, cached_twin, file_sha256, twin_beside
 from colorcli.onnx.runtime import OnnxModel, onnxruntime_available, read_meta
 
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = choices.values(choices.Backend)
 
 
 def find_twin(model_path: Path, sha: str | None = None) -> Path | None:

@@ -4,27 +4,60 @@ Entry points: ``make_config(data_dir, out_dir, objective, **options) -> TrainCon
 ``make_finetune_config(data_dir, out_dir, colorizer, critic=None, **options)`` (fine-tuning a
 colorizer file, optionally with hard mining by a critic), ``train(config, overwrite=False,
 on_event=None)`` and ``resume(run_dir, overrides, on_event=None)``.
+
+The names load lazily (PEP 562), so that ``import colorcli.training.config`` (and the CLI) does
+not import torch; ``from colorcli.training import train`` imports the loop.
 """
 
 from __future__ import annotations
 
-from colorcli.training.config import TrainConfig, make_config, objective_defaults
-from colorcli.training.finetune import make_finetune_config
-from colorcli.training.loop import (
-    BadFile,
-    Caution,
-    Mined,
-    Note,
-    Projected,
-    Saved,
-    Started,
-    StepDone,
-    TrainEvent,
-    TrainResult,
-    Validated,
-    resume,
-    train,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from colorcli.training.config import TrainConfig, make_config, objective_defaults
+    from colorcli.training.finetune import make_finetune_config
+    from colorcli.training.loop import (
+        BadFile,
+        Caution,
+        Mined,
+        Note,
+        Projected,
+        Saved,
+        Started,
+        StepDone,
+        TrainEvent,
+        TrainResult,
+        Validated,
+        resume,
+        train,
+    )
+
+#: public name -> the module of this package that defines it
+_HOMES = {
+    "TrainConfig": "config",
+    "make_config": "config",
+    "objective_defaults": "config",
+    "make_finetune_config": "finetune",
+    **{
+        name: "loop"
+        for name in (
+            "BadFile",
+            "Caution",
+            "Mined",
+            "Note",
+            "Projected",
+            "Saved",
+            "Started",
+            "StepDone",
+            "TrainEvent",
+            "TrainResult",
+            "Validated",
+            "resume",
+            "train",
+        )
+    },
+}
 
 __all__ = [
     "BadFile",
@@ -45,3 +78,14 @@ __all__ = [
     "resume",
     "train",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'colorcli.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"colorcli.training.{home}"), name)

@@ -17,29 +17,34 @@ finishes on a CPU in about an hour and gives a usable model.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from colorcli import choices
 from colorcli.errors import UsageError
+from colorcli.fsutil import check_writable
 
 if TYPE_CHECKING:
     from colorcli.models.registry import Family
 
-Objective = Literal["classification", "regression", "cgan"]
-Targets = Literal["soft", "onehot"]
-RegLoss = Literal["l1", "l2"]
-GanKind = Literal["vanilla", "lsgan", "wgan-gp", "hinge", "ebgan"]
-Arch = Literal["auto", "eccv16", "unet", "effnet-unet"]
+# values of colorcli.choices' Enums (the one list of each), checked in TrainConfig.__post_init__
+Objective = str
+Targets = str
+RegLoss = str
+GanKind = str
+Arch = str
 
 # The architectures (``--arch``) are the families registered in ``colorcli.models``
 # (``models.registry.Family``): which model each objective trains, its constructor arguments, its
 # size multiple and defaults travel with the model file. It is imported inside the functions
 # below: importing this module stays free of torch.
-ENCODERS: tuple[str, ...] = ("lite0", "lite2")
+ENCODERS: tuple[str, ...] = choices.values(choices.Encoder)
 
-OBJECTIVES: tuple[str, ...] = ("classification", "regression", "cgan")
+OBJECTIVES: tuple[str, ...] = choices.values(choices.Objective)
 #: ``quick``: CPU-sized defaults (the CLI's); ``paper``: the published schedules.
-PRESETS: tuple[str, ...] = ("quick", "paper")
+PRESETS: tuple[str, ...] = choices.values(choices.Preset)
 QUICK_STEPS = 3000
 """Steps of the quick preset, chosen by measurement: CPU seconds per training step (forward,
 loss, update; one thread of the 2-core development machine): effnet-unet batch 16 at 160 px
@@ -49,7 +54,7 @@ paper's eccv16 width 1 batch 40 at 176 px 35 s (450k steps: 180 days on one core
 (effnet-unet) or 50 min (the eccv16 fallback): 48,000 crops, some 18 epochs of
 a 2,700-photo folder, the length of the pretrained-encoder runs in scripts/train_pretrained.sh
 (which trains 6,000)."""
-GAN_KINDS: tuple[str, ...] = ("vanilla", "lsgan", "wgan-gp", "hinge", "ebgan")
+GAN_KINDS: tuple[str, ...] = choices.values(choices.Gan)
 
 # Zhang et al.: 3e-5 -> 1e-5 at ~200k -> 3e-6 at ~375k of 450k iterations.
 LR_MILESTONES: tuple[tuple[float, float], ...] = ((200 / 450, 1 / 3), (375 / 450, 1 / 10))
@@ -244,8 +249,8 @@ class TrainConfig:
         checks: list[tuple[bool, str]] = [
             (self.objective in OBJECTIVES, f"unknown objective {self.objective!r}"),
             (self.gan in GAN_KINDS, f"unknown GAN loss {self.gan!r}"),
-            (self.targets in ("soft", "onehot"), f"unknown targets {self.targets!r}"),
-            (self.loss in ("l1", "l2"), f"unknown loss {self.loss!r}"),
+            (self.targets in choices.values(choices.Targets), f"unknown targets {self.targets!r}"),
+            (self.loss in choices.values(choices.RegressionLoss), f"unknown loss {self.loss!r}"),
             (self.steps >= 1, "--steps must be >= 1"),
             (self.batch_size >= 1, "--batch-size must be >= 1"),
             (self.crop >= 8, "--crop must be >= 8"),
@@ -369,4 +374,42 @@ def make_config(
     merged = {**base, **{k: v for k, v in options.items() if v is not None}}
     if "betas" in merged:
         merged["betas"] = tuple(merged["betas"])
-    return TrainConfig(data_dir=data_dir, out_dir=out_dir, objective=objective, **merged)  # type: ignore[arg-type]
+    return TrainConfig(data_dir=data_dir, out_dir=out_dir, objective=objective, **merged)
+
+
+def check_train_options(
+    data_dirs: Sequence[str | Path],
+    out_dir: str | Path | None,
+    *,
+    resume: str | Path | None = None,
+    finetune: str | None = None,
+    critic: str | None = None,
+    **finetune_options: Any,
+) -> None:
+    """The rules between ``colorcli train``'s options, before anything loads: a ``resume``
+    continues its run folder with its saved settings (no ``finetune``, ``critic`` or
+    ``FINETUNE_ONLY`` option, ``out_dir`` None or the same folder); a new run needs
+    ``data_dirs`` and a writable ``out_dir``, and ``critic`` and the options only fine-tuning
+    takes (``finetune_options``: adv_weight, hard_fraction, ..., None = not given) need
+    ``finetune``. One UsageError each."""
+    given = [f"--{k.replace('_', '-')}" for k, v in finetune_options.items() if v is not None]
+    if resume is not None:
+        given += ["--finetune"] * (finetune is not None) + ["--hard-mining"] * bool(critic)
+        if given:
+            raise UsageError(
+                f"--resume continues the saved run with its settings; leave out {given[0]}"
+            )
+        if out_dir is not None and Path(out_dir).resolve() != Path(resume).resolve():
+            raise UsageError(
+                "--resume names the run folder; leave out --out or give the same folder"
+            )
+        return
+    if not data_dirs:
+        raise UsageError("give the folder of training photos (or --resume RUN_DIR)")
+    if out_dir is None:
+        raise UsageError("give the run folder with --out RUN_DIR")
+    check_writable(out_dir)  # before the model and data load: one line, exit 2
+    if finetune is None:
+        given += ["--hard-mining"] * bool(critic)
+        if given:
+            raise UsageError(f"{given[0]} applies to fine-tuning: add --finetune COLORIZER")

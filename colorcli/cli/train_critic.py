@@ -3,14 +3,14 @@ bar and a one-line summary of the held-out accuracy."""
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from colorcli.commands._common import (
-    DeviceChoice,
+from colorcli.choices import CriticNorm, Device
+from colorcli.cli._common import (
+    device_value,
     err_console,
     escape,
     handle_errors,
@@ -19,13 +19,6 @@ from colorcli.commands._common import (
     say,
     warn_line,
 )
-
-
-class NormChoice(str, Enum):
-    instance = "instance"
-    batch = "batch"
-    none = "none"
-    spectral = "spectral"
 
 
 class _Reporter:
@@ -114,12 +107,12 @@ def command(
         int, typer.Option(help="Stride-2 layers of the PatchGAN (3: 70x70 px patches).")
     ] = 3,
     norm: Annotated[
-        NormChoice,
+        CriticNorm,
         typer.Option(
             help="Normalisation: instance (default: a photo's score never depends on its "
             "batch), batch (pix2pix), none or spectral."
         ),
-    ] = NormChoice.instance,
+    ] = CriticNorm.instance,
     global_pool: Annotated[
         bool,
         typer.Option(
@@ -127,9 +120,7 @@ def command(
             help="Train on one score per image (the mean of the patch map) instead of every patch.",
         ),
     ] = False,
-    device: Annotated[
-        DeviceChoice, typer.Option(help="Device (auto: cuda > mps > cpu).")
-    ] = DeviceChoice.auto,
+    device: Annotated[Device, typer.Option(help="Device (auto: cuda > mps > cpu).")] = Device.auto,
     workers: Annotated[
         int, typer.Option(help="Data-loading worker processes (0: load in the main process).")
     ] = 0,
@@ -150,7 +141,7 @@ def command(
         lr=lr,
         val_split=val_split,
         seed=seed,
-        device=None if device is DeviceChoice.auto else device.value,
+        device=device_value(device),
         width=width,
         n_layers=layers,
         norm=norm.value,

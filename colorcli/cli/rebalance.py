@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from colorcli.commands._common import (
+from colorcli.choices import Assignment, QMode
+from colorcli.cli._common import (
+    OverwriteFiles,
+    ReadWorkers,
     handle_errors,
     make_progress,
     png_path,
@@ -21,16 +23,6 @@ from colorcli.fsutil import check_writable
 
 if TYPE_CHECKING:
     import numpy as np
-
-
-class QMode(str, Enum):
-    all = "all"
-    nonzero = "nonzero"
-
-
-class Assign(str, Enum):
-    hard = "hard"
-    soft = "soft"
 
 
 @handle_errors
@@ -67,34 +59,25 @@ def command(
         ),
     ] = QMode.all,
     assign: Annotated[
-        Assign,
+        Assignment,
         typer.Option(
             "--assign",
             help="hard: each pixel counts 1 for its nearest bin; soft: its 5-nearest-bin "
             "Gaussian (sigma 5) encoding.",
         ),
-    ] = Assign.hard,
+    ] = Assignment.hard,
     max_side: Annotated[
         int,
         typer.Option(
             "--max-side", min=16, help="Images are read with their longer side shrunk to this."
         ),
     ] = 256,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            min=1,
-            help="Threads reading and counting images (default: number of CPUs, at most 8).",
-        ),
-    ] = None,
+    workers: ReadWorkers = None,
     plot: Annotated[
         Path | None,
         typer.Option("--plot", help="Also draw the prior (log scale) and weights on the ab plane."),
     ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing output files.")
-    ] = False,
+    overwrite: OverwriteFiles = False,
 ) -> None:
     """Estimate the ab prior of a folder of colour photos and compute rebalancing weights.
 

@@ -6,14 +6,14 @@ import contextlib
 import os
 import time
 import traceback
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from colorcli.commands._common import (
-    DeviceChoice,
+from colorcli.choices import Backend, Device, OutputFormat
+from colorcli.cli._common import (
+    ModelDevice,
     console,
     debug_enabled,
     err_console,
@@ -26,23 +26,6 @@ from colorcli.commands._common import (
 
 if TYPE_CHECKING:
     from colorcli.colorize import ColorizeConfig, Plan, Summary
-
-
-class BackendChoice(str, Enum):
-    """``--backend``: the inference engine (``Colorizer.load``'s ``backend``)."""
-
-    auto = "auto"
-    onnx = "onnx"
-    torch = "torch"
-
-
-class FormatChoice(str, Enum):
-    keep = "keep"
-    jpeg = "jpeg"
-    png = "png"
-    tiff = "tiff"
-    webp = "webp"
-    bmp = "bmp"
 
 
 _HELP = (
@@ -171,11 +154,11 @@ def command(
         ),
     ] = False,
     format: Annotated[
-        FormatChoice,
+        OutputFormat,
         typer.Option(
             "--format", "-f", help="Output format ('keep': the input's own format and extension)."
         ),
-    ] = FormatChoice.keep,
+    ] = OutputFormat.keep,
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality (1-100).", min=1, max=100)] = 95,
     overwrite: Annotated[
         bool,
@@ -192,17 +175,15 @@ def command(
             "own colours are discarded). Default: they are left alone and listed.",
         ),
     ] = False,
-    device: Annotated[
-        DeviceChoice, typer.Option(help="Where the model runs (auto: cuda > mps > cpu).")
-    ] = DeviceChoice.auto,
+    device: ModelDevice = Device.auto,
     backend: Annotated[
-        BackendChoice,
+        Backend,
         typer.Option(
             help="Inference engine: onnx (ONNX Runtime on the CPU, no torch import; pip install "
             "'colorcli[onnx]'), torch, or auto (onnx when installed, on the CPU, and the model's "
             ".onnx twin exists or can be exported once into the user cache).",
         ),
-    ] = BackendChoice.auto,
+    ] = Backend.auto,
     batch_size: Annotated[int, typer.Option(help="Images per network call.", min=1)] = 4,
     workers: Annotated[
         int | None,
@@ -258,7 +239,7 @@ def command(
         device=device.value,
         batch_size=batch_size,
         workers=workers or max(1, min(4, os.cpu_count() or 1)),
-        format=None if format is FormatChoice.keep else format.value.upper(),
+        format=None if format is OutputFormat.keep else format.value.upper(),
         quality=quality,
         overwrite=overwrite,
         compare=compare,

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from colorcli.commands._common import (
+from colorcli.cli._common import (
+    OverwriteFiles,
+    ReadWorkers,
     handle_errors,
     make_progress,
     png_path,
@@ -55,21 +57,12 @@ def command(
             "shrunk to this many pixels.",
         ),
     ] = 256,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            min=1,
-            help="Threads reading and counting images (default: number of CPUs, at most 8).",
-        ),
-    ] = None,
+    workers: ReadWorkers = None,
     plot: Annotated[
         Path | None,
         typer.Option("--plot", help="Also draw the bins, coloured by their ab at L = 50 (PNG)."),
     ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing output files.")
-    ] = False,
+    overwrite: OverwriteFiles = False,
 ) -> None:
     """Quantize the ab gamut into bins (reference Q = 313, or from sRGB / a folder)."""
     from colorcli.data import default_workers

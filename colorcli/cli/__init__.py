@@ -1,6 +1,8 @@
-"""The Typer application: assembles the commands defined in ``colorcli.commands``.
+"""The Typer application (``colorcli = colorcli.cli:main``): assembles the commands, one module
+each in this package (``_common``: the shared plumbing and option aliases).
 
-Heavy imports (torch, the core) happen inside the commands so that ``colorcli --help`` is fast.
+Heavy imports (torch, the core) happen inside the commands so that ``colorcli --help`` is fast:
+importing this package imports neither torch nor numpy (tests/test_cli_skeleton.py).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Annotated
 import typer
 
 from colorcli import __version__
-from colorcli.commands import (
+from colorcli.cli import (
     build_bins,
     colorize,
     evaluate,
@@ -22,7 +24,7 @@ from colorcli.commands import (
     train_critic,
     turing,
 )
-from colorcli.commands._common import HelpGroup
+from colorcli.cli._common import HelpGroup
 
 app = typer.Typer(
     name="colorcli",

@@ -1,13 +1,13 @@
-"""Shared CLI plumbing: consoles, one-line error rendering, progress bars."""
+"""Shared CLI plumbing: consoles, one-line error rendering, progress bars, and the ``Annotated``
+aliases of the options and arguments that several commands share word for word."""
 
 from __future__ import annotations
 
 import functools
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import click
 import typer
@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from colorcli.choices import Device
 from colorcli.errors import ColorcliError, UsageError
 
 console = Console()
@@ -29,13 +30,34 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class DeviceChoice(str, Enum):
-    """The ``--device`` choices every command offers (auto: cuda > mps > cpu)."""
+# --- options shared by several commands (the help text is part of --help: keep it identical) ---
 
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
+#: ``--device`` of the commands that run a colorizer (colorize, turing make).
+ModelDevice = Annotated[Device, typer.Option(help="Where the model runs (auto: cuda > mps > cpu).")]
+#: ``MODEL`` argument of the commands that read one model file (info, export-onnx).
+ModelArgument = Annotated[
+    str,
+    typer.Argument(
+        help="A model file, hf://owner/repo\\[@revision]/file or 'default'.",
+        show_default=False,
+    ),
+]
+#: ``--overwrite`` of the commands that write output files (build-bins, rebalance).
+OverwriteFiles = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+#: ``--workers`` of the commands that read a folder of images (build-bins, rebalance).
+ReadWorkers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Threads reading and counting images (default: number of CPUs, at most 8).",
+    ),
+]
+
+
+def device_value(device: Device) -> str | None:
+    """The core's spelling of ``--device``: None for auto."""
+    return None if device is Device.auto else device.value
 
 
 def _strip_markup(text: str) -> str:

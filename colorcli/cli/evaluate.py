@@ -4,35 +4,24 @@ critic), with a table on the terminal and a report folder."""
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from colorcli.commands._common import (
-    DeviceChoice,
+from colorcli.choices import Device, EvalMetric
+from colorcli.cli._common import (
     console,
+    device_value,
     escape,
     handle_errors,
     make_progress,
     print_full_width,
     warn_line,
 )
-from colorcli.errors import UsageError
 
 if TYPE_CHECKING:
     from colorcli.evaluate import EvalReport
-
-
-class MetricChoice(str, Enum):
-    auc = "auc"
-    psnr = "psnr"
-    ssim = "ssim"
-    colorfulness = "colorfulness"
-    realism = "realism"
-    interpretability = "interpretability"
-    all = "all"
 
 
 @handle_errors
@@ -50,7 +39,7 @@ def command(
         ),
     ] = None,
     metric: Annotated[
-        list[MetricChoice] | None,
+        list[EvalMetric] | None,
         typer.Option(
             "--metric",
             help="Metric to compute (repeat for several; default: all). realism needs "
@@ -100,8 +89,8 @@ def command(
         ),
     ] = False,
     device: Annotated[
-        DeviceChoice, typer.Option(help="Device for the models (auto: cuda > mps > cpu).")
-    ] = DeviceChoice.auto,
+        Device, typer.Option(help="Device for the models (auto: cuda > mps > cpu).")
+    ] = Device.auto,
     limit: Annotated[
         int | None, typer.Option(help="Evaluate only the first N images (sorted by path).")
     ] = None,
@@ -134,32 +123,24 @@ def command(
     """Evaluate colorizers and baselines: AuC (plain and rebalanced), PSNR, SSIM, colourfulness,
     and realism with --critic."""
     from colorcli.evaluate import (
-        METRIC_CHOICES,
         EvalConfig,
         EvalProgress,
         ReportNotWritten,
+        choose_metrics,
         evaluate,
     )
 
-    chosen = {m.value for m in (metric or [MetricChoice.all])}
-    if "realism" in chosen and critic is None:
-        raise UsageError("--metric realism needs a critic: add --critic CRITIC")
-    if critic is not None:
-        chosen.add("realism")  # a critic always scores realism, beside the metrics chosen
-    if "all" in chosen:
-        chosen.update(m for m in METRIC_CHOICES if m not in ("realism", "interpretability"))
-    metrics = tuple(m for m in METRIC_CHOICES if m in chosen)
     config = EvalConfig(
         data_dir=data_dir,
         models=tuple(model or ()),
-        metrics=metrics,
+        metrics=choose_metrics([m.value for m in metric or ()], critic),
         size=size,
         full_res=full_res,
         prior=prior,
         seed=seed,
         out_dir=out,
         baselines=baselines,
-        device=None if device is DeviceChoice.auto else device.value,
+        device=device_value(device),
         limit=limit,
         temperature=temperature,
         critic=critic,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from colorcli.commands._common import handle_errors, say
+from colorcli.cli._common import handle_errors, say
 
 
 @handle_errors

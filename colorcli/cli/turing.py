@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from colorcli.commands._common import (
-    DeviceChoice,
+from colorcli.choices import Device
+from colorcli.cli._common import (
+    ModelDevice,
     console,
+    device_value,
     error_line,
     escape,
     handle_errors,
@@ -133,9 +135,7 @@ def make_command(
             show_default=False,
         ),
     ] = None,
-    device: Annotated[
-        DeviceChoice, typer.Option(help="Where the model runs (auto: cuda > mps > cpu).")
-    ] = DeviceChoice.auto,
+    device: ModelDevice = Device.auto,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing index.html / key.json.")
     ] = False,
@@ -150,7 +150,7 @@ def make_command(
         seed=seed,
         size=size,
         quality=quality,
-        device=None if device is DeviceChoice.auto else device.value,
+        device=device_value(device),
         temperature=temperature,
         overwrite=overwrite,
     )

@@ -7,18 +7,12 @@ from typing import Annotated
 
 import typer
 
-from colorcli.commands._common import escape, handle_errors, say
+from colorcli.cli._common import ModelArgument, escape, handle_errors, say
 
 
 @handle_errors
 def command(
-    model: Annotated[
-        str,
-        typer.Argument(
-            help="A model file, hf://owner/repo\\[@revision]/file or 'default'.",
-            show_default=False,
-        ),
-    ],
+    model: ModelArgument,
     out: Annotated[
         Path,
         typer.Argument(help="The ONNX file to write (replaced atomically).", show_default=False),

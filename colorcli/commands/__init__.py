@@ -1,1 +1,0 @@
-"""One module per CLI command: options -> config -> one core call -> rich output."""
