@@ -22,7 +22,7 @@ def command(
     metadata), checked against the torch model before it is written. `colorcli colorize
     --backend onnx` uses it when it lies beside the model file (same name, .onnx). Needs the
     onnx extra: pip install 'colorcli[onnx]'."""
-    from colorcli.onnx_export import export_onnx
+    from colorcli.onnx.export import export_onnx
 
     result = export_onnx(None if model == "default" else model, out)
     say(
