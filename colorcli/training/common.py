@@ -43,12 +43,12 @@ index ``(B,)`` and the error message of each sample ("" when ok)."""
 
 class LabBatch(NamedTuple):
     """A batch in Lab on the device: L ``(B, 1, H, W)`` in [0, 100], ab ``(B, 2, H, W)``, ``keep``
-    ``(B,)`` bool (readable and in colour) and the file ``index`` ``(B,)`` (on the CPU)."""
+    ``(B,)`` bool (readable and in colour) and the ``file_index`` ``(B,)`` (on the CPU)."""
 
     lum: torch.Tensor
     ab: torch.Tensor
     keep: torch.Tensor
-    index: torch.Tensor
+    file_index: torch.Tensor
 
 
 def lab_batch(
