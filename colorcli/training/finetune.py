@@ -30,14 +30,15 @@
   A uniform draw from the hardest fraction (rather than sampling in proportion to a rank
   weight) keeps every step on failure cases while no single photo dominates, and it is what the
   mining log can state exactly ("these m photos").
-The run's pieces: ``sources`` (the input files, ``build_objective``), ``mining`` (the rounds),
-this module (the config builder, the loaders of the input files, ``FinetuneObjective``).
 
 * Resume: the mined subset of the current round is part of the resume file, so a run resumed
   inside a round continues with the same subset, and one resumed at a round boundary mines
   again with the same weights; 2 + 2 steps equal 4 steps bit for bit. The resume file also
   holds the colorizer and critic descriptions (architecture, arguments) and the judge's
   weights, so resuming needs neither input file.
+
+The pieces: ``sources`` (the input files of a run, ``build_objective``), ``mining`` (the
+rounds), this module (the config builder, the loaders of the input files, the objective).
 """
 
 from __future__ import annotations
