@@ -2,17 +2,19 @@
 
 A reader never sees a partial file under the final name, and a failure (exception or
 KeyboardInterrupt) removes the temporary file. ``check_writable`` refuses an unwritable output
-before any work is done. This module imports only ``colorcli.errors``, so every layer
-(``color/`` included) may use it.
+before any work is done. ``atomic_torch_save`` is the one atomic ``torch.save`` (torch is
+imported when it is called), ``file_sha256`` the one file digest of the training code. This
+module imports only ``colorcli.errors``, so every layer (``color/`` included) may use it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from colorcli.errors import UsageError
 
@@ -59,6 +61,26 @@ def atomic_open(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (temp file, fsync, ``os.replace``): a SIGKILL
+    at any moment leaves the previous file or the new one, never a torn one; returns ``path``."""
+    import torch
+
+    path = Path(path)
+    with atomic_open(path, fsync=True) as fh:
+        torch.save(obj, fh)
+    return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as hex (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def check_writable(path: str | Path, *, folder: bool = True) -> None:

@@ -21,18 +21,16 @@ from torch import nn
 from colorcli.checkpoint import load_model, save_model
 from colorcli.color.lab import rgb_to_lab
 from colorcli.critic import (
-    CriticBadFile,
-    CriticConfig,
-    CriticStep,
     LoadedCritic,
     critic_logits,
     load_critic,
     save_critic,
-    train_critic,
 )
 from colorcli.errors import BadWeights, EmptyDataset, UsageError
+from colorcli.events import BadFile as CriticBadFile
 from colorcli.imageio import find_images
 from colorcli.models import create_model
+from colorcli.training.critic import CriticConfig, CriticStep, train_critic
 from colorcli.training.dataset import load_crop, split_files
 
 KW: dict[str, Any] = {"width": 4, "n_layers": 2, "norm": "instance"}

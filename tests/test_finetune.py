@@ -40,15 +40,10 @@ from colorcli.training import (
 )
 from colorcli.training.common import Precision, to_lab
 from colorcli.training.dataset import load_crop
-from colorcli.training.finetune import (
-    FinetuneObjective,
-    MinedRound,
-    MiningSchedule,
-    build_objective,
-    hardest,
-    open_sources,
-)
+from colorcli.training.finetune import FinetuneObjective
 from colorcli.training.loop import load_resume_state, read_metrics
+from colorcli.training.mining import MinedRound, MiningSchedule, hardest
+from colorcli.training.sources import build_objective, open_sources
 
 runner = CliRunner()
 TINY: dict[str, Any] = {

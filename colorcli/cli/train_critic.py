@@ -1,4 +1,4 @@
-"""`colorcli train-critic`: options -> CriticConfig -> colorcli.critic.train_critic -> progress
+"""`colorcli train-critic`: options -> CriticConfig -> training.critic.train_critic -> progress
 bar and a one-line summary of the held-out accuracy."""
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class _Reporter:
         self.progress.stop()
 
     def __call__(self, event: Any) -> None:
-        from colorcli import critic
+        from colorcli import events
+        from colorcli.training import critic
 
         p = self.progress
         if isinstance(event, critic.CriticStarted):
@@ -53,13 +54,13 @@ class _Reporter:
             if event.accuracy == event.accuracy:
                 status += f"  acc {100 * event.accuracy:.1f}%"
             p.update(self.task, completed=event.step, status=status)
-        elif isinstance(event, critic.CriticValidating):
+        elif isinstance(event, events.Progress):
             if self.val_task is None:
                 self.val_task = p.add_task("held-out", total=event.total, status="")
             p.update(self.val_task, completed=event.done)
-        elif isinstance(event, critic.CriticBadFile):
+        elif isinstance(event, events.BadFile):
             warn_line(f"skipped {event.reason}")
-        elif isinstance(event, critic.CriticNote):
+        elif isinstance(event, events.Note):
             err_console.print(f"[dim]{escape(event.message)}[/]", highlight=False)
 
 
@@ -128,7 +129,7 @@ def command(
 ) -> None:
     """Train a critic (PatchGAN) to tell real photos from a colorizer's outputs on the same
     photos; report its held-out accuracy and save a self-describing critic file."""
-    from colorcli.critic import CriticConfig, train_critic
+    from colorcli.training.critic import CriticConfig, train_critic
 
     refuse_existing([out], overwrite)
     config = CriticConfig(

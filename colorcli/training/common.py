@@ -1,19 +1,23 @@
-"""Pieces shared by the training objectives: Lab batches, grayscale masks, mixed precision,
-gradient averaging across processes, and the ``Objective`` interface the loop drives."""
+"""Pieces shared by the training objectives and loops: Lab batches (``lab_batch``: a loader
+batch -> its bad files -> Lab -> colour mask, for the training loop, hard mining and the critic
+trainer), grayscale masks, per-step seeds, mixed precision, gradient averaging across
+processes, and the ``Objective`` interface the loop drives."""
 
 from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from colorcli.color.lab import rgb_to_lab
+from colorcli.errors import EmptyDataset
 
 GRAY_THRESHOLD = 5.0
 """A crop is effectively grayscale when no pixel has |a| > 5 or |b| > 5 (REFERENCE.md)."""
@@ -30,6 +34,59 @@ def to_lab(rgb_u8: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, to
 def colour_mask(ab: torch.Tensor, threshold: float = GRAY_THRESHOLD) -> torch.Tensor:
     """``(B,)`` bool: True for samples with at least one pixel with |a| or |b| > ``threshold``."""
     return (ab.abs() > threshold).flatten(1).any(dim=1)
+
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]
+"""A loader batch (``dataset.PhotoCrops``): uint8 RGB ``(B, 3, H, W)``, ok ``(B,)`` bool, file
+index ``(B,)`` and the error message of each sample ("" when ok)."""
+
+
+class LabBatch(NamedTuple):
+    """A batch in Lab on the device: L ``(B, 1, H, W)`` in [0, 100], ab ``(B, 2, H, W)``, ``keep``
+    ``(B,)`` bool (readable and in colour) and the ``file_index`` ``(B,)`` (on the CPU)."""
+
+    lum: torch.Tensor
+    ab: torch.Tensor
+    keep: torch.Tensor
+    file_index: torch.Tensor
+
+
+def lab_batch(
+    batch: Batch, device: torch.device, on_bad: Callable[[int, str], None] | None = None
+) -> LabBatch:
+    """A loader batch -> ``on_bad(file index, reason)`` for each unreadable sample -> Lab on
+    ``device`` -> the mask of the readable colour samples (``colour_mask``)."""
+    rgb, ok, index, errors = batch
+    for flag, i, err in zip(ok.tolist(), index.tolist(), errors, strict=True):
+        if not flag and on_bad is not None:
+            on_bad(int(i), err)
+    lum, ab = to_lab(rgb, device)
+    return LabBatch(lum, ab, ok.to(device) & colour_mask(ab), index)
+
+
+@dataclass
+class Unreadable:
+    """The training files found unreadable so far: ``add(i, reason)`` reports file ``i`` through
+    ``report(path, reason)``; ``check`` raises EmptyDataset(``message``) once every file is."""
+
+    files: Sequence[object]
+    report: Callable[[str, str], None]
+    message: str
+    seen: set[int] = field(default_factory=set)
+
+    def add(self, i: int, reason: str) -> None:
+        self.seen.add(i)
+        self.report(str(self.files[i]), reason)
+
+    def check(self) -> None:
+        if len(self.seen) >= len(self.files):
+            raise EmptyDataset(self.message)
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The global RNG seed of one step of one process (dropout), a function of its arguments
+    only: a resumed run draws what the uninterrupted run drew."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
 
 
 def select(

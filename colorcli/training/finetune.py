@@ -30,26 +30,25 @@
   A uniform draw from the hardest fraction (rather than sampling in proportion to a rank
   weight) keeps every step on failure cases while no single photo dominates, and it is what the
   mining log can state exactly ("these m photos").
+
 * Resume: the mined subset of the current round is part of the resume file, so a run resumed
   inside a round continues with the same subset, and one resumed at a round boundary mines
   again with the same weights; 2 + 2 steps equal 4 steps bit for bit. The resume file also
   holds the colorizer and critic descriptions (architecture, arguments) and the judge's
   weights, so resuming needs neither input file.
+
+The pieces: ``sources`` (the input files of a run, ``build_objective``), ``mining`` (the
+rounds), this module (the config builder, the loaders of the input files, the objective).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -58,23 +57,19 @@ from colorcli.color import encode
 from colorcli.color.lab import AB_SCALE, ab_from_unit
 from colorcli.critic import LoadedCritic, critic_logits, load_critic
 from colorcli.errors import BadWeights, ColorcliError, UsageError
-from colorcli.models import create_model, families, family, model_kind
-from colorcli.training.adversarial import RegressionObjective
+from colorcli.models import families, family, model_kind
 from colorcli.training.classification import ClassificationObjective
 from colorcli.training.common import (
     ModelSpec,
     Precision,
     SingleModelObjective,
     adam,
-    colour_mask,
     eval_mode,
     optimizer_step,
     set_lr,
     set_requires_grad,
-    to_lab,
 )
 from colorcli.training.config import TrainConfig, objective_defaults
-from colorcli.training.dataset import BatchOrder
 
 FINETUNE_STEPS = 2000
 """Default length of a fine-tuning run."""
@@ -96,14 +91,6 @@ _COLORIZER_ARCHS: dict[str, tuple[str, str]] = {
 
 
 # --- the input files ----------------------------------------------------------------------------
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _looks_like_critic(spec: str) -> bool:
@@ -237,84 +224,6 @@ def make_finetune_config(
     return TrainConfig(
         data_dir=data_dir, out_dir=out_dir, finetune=str(colorizer), critic=critic, **merged
     )
-
-
-# --- what a run keeps of the input files ------------------------------------------------------
-
-
-@dataclass
-class Sources:
-    """The generator and critic a fine-tuning run starts from, with their descriptions.
-
-    ``colorizer`` / ``critic_info`` / ``judge_info``: plain dicts (path, sha256, arch,
-    arch_kwargs, ...) stored in the resume file and in the model file's metadata. ``bins``: the
-    colorizer's bins (classification) or None. ``judge``: a separate critic that only measures
-    realism (``--judge``). On resume the modules are freshly built and their weights come from
-    the resume file."""
-
-    generator: nn.Module
-    colorizer: dict[str, Any]
-    bins: np.ndarray | None
-    critic: nn.Module | None = None
-    critic_info: dict[str, Any] | None = None
-    judge: nn.Module | None = None
-    judge_info: dict[str, Any] | None = None
-
-
-def _critic_info(spec: str, critic: LoadedCritic) -> dict[str, Any]:
-    return {
-        "path": str(spec),
-        "sha256": file_sha256(critic.path),
-        "arch": critic.arch,
-        "arch_kwargs": dict(critic.arch_kwargs),
-        "input_size": int(critic.input_size),
-        "ab_scale": float(critic.ab_scale),
-        "meta": {k: v for k, v in critic.meta.items() if k != "format_version"},
-    }
-
-
-def _rebuild(info: Any) -> tuple[nn.Module | None, dict[str, Any] | None]:
-    if info is None:
-        return None, None
-    info = dict(info)
-    return create_model(info["arch"], **info["arch_kwargs"]), info
-
-
-def open_sources(config: TrainConfig, state: Mapping[str, Any] | None) -> Sources:
-    """Load the colorizer (and critic) files of ``config``, or rebuild them from a resume
-    ``state`` (which holds their descriptions, so the files are no longer needed)."""
-    if state is not None:
-        info = state.get("finetune")
-        if not isinstance(info, dict) or "colorizer" not in info:
-            raise BadWeights(f"{config.out_dir}: the resume file lacks the fine-tuning sources")
-        col = dict(info["colorizer"])
-        generator = create_model(col["arch"], **col["arch_kwargs"])
-        bins = state["bins"].numpy() if col["kind"] == "classification" else None
-        critic, crit = _rebuild(info.get("critic"))
-        judge, judge_info = _rebuild(info.get("judge"))
-        return Sources(generator, col, bins, critic, crit, judge, judge_info)
-    assert config.finetune is not None
-    loaded = load_colorizer(config.finetune)
-    path = checkpoint.resolve_model_spec(config.finetune)
-    colorizer = {
-        "path": str(config.finetune),
-        "sha256": file_sha256(path),
-        "arch": loaded.arch,
-        "arch_kwargs": dict(loaded.arch_kwargs),
-        "kind": loaded.kind,
-        "decode": {"method": loaded.decode_method, "temperature": float(loaded.temperature)},
-        "input_size": int(loaded.input_size),
-        "step": loaded.meta.get("step"),
-    }
-    bins = None if loaded.bins is None else loaded.bins.cpu().double().numpy()
-    sources = Sources(loaded.model, colorizer, bins)
-    if config.critic is not None:
-        c = load_critic_file(config.critic)
-        sources.critic, sources.critic_info = c.module, _critic_info(config.critic, c)
-    if config.judge is not None:
-        j = load_critic_file(config.judge)
-        sources.judge, sources.judge_info = j.module, _critic_info(config.judge, j)
-    return sources
 
 
 # --- the objective ------------------------------------------------------------------------------
@@ -459,176 +368,3 @@ class FinetuneObjective:
         scale = self.judge_ab_scale if judge else self.ab_scale
         with eval_mode({"m": module}):
             return torch.sigmoid(self._scores(module, lum, ab, scale))
-
-
-def build_objective(
-    config: TrainConfig,
-    sources: Sources,
-    class_weights: np.ndarray | None,
-    precision: Precision,
-    ddp: bool,
-) -> FinetuneObjective:
-    """The fine-tuning objective of ``config`` around the generator (and critic) of ``sources``."""
-    common: dict[str, Any] = {
-        "lr": config.lr,
-        "betas": config.betas,
-        "weight_decay": config.weight_decay,
-        "precision": precision,
-        "ddp": ddp,
-    }
-    col = sources.colorizer
-    spec = ModelSpec(col["arch"], dict(col["arch_kwargs"]), dict(col["decode"]))
-    base: SingleModelObjective
-    if col["kind"] == "classification":
-        assert sources.bins is not None
-        base = ClassificationObjective(
-            sources.generator,
-            bins=sources.bins,
-            class_weights=class_weights if config.rebalance else None,
-            targets=config.targets,
-            k=config.k,
-            sigma=config.sigma,
-            temperature=config.temperature,
-            spec=spec,
-            **common,
-        )
-    else:
-        base = RegressionObjective(sources.generator, loss=config.loss, spec=spec, **common)
-    return FinetuneObjective(
-        base,
-        critic=sources.critic,
-        judge=sources.judge,
-        ab_scales=(
-            float((sources.critic_info or {}).get("ab_scale", AB_SCALE)),
-            float((sources.judge_info or {}).get("ab_scale", AB_SCALE)),
-        ),
-        adv_weight=config.adv_weight,
-        train_critic=config.train_critic,
-        lr=config.lr,
-        betas=config.betas,
-        weight_decay=config.weight_decay,
-    )
-
-
-# --- hard mining --------------------------------------------------------------------------------
-
-
-def hardest(realism: np.ndarray, fraction: float) -> np.ndarray:
-    """Indices of the ``ceil(fraction * n)`` lowest finite values of ``realism`` (NaN: not
-    eligible), lowest first, ties broken by index; empty when none is eligible."""
-    realism = np.asarray(realism, dtype=np.float64)
-    eligible = np.flatnonzero(np.isfinite(realism))
-    if len(eligible) == 0:
-        return eligible
-    m = max(1, math.ceil(fraction * len(eligible) - 1e-9))
-    order = eligible[np.argsort(realism[eligible], kind="stable")]
-    return order[:m]
-
-
-@dataclass(frozen=True)
-class MinedRound:
-    """One mining round: its number, the realism of every training photo (NaN: unreadable or
-    grayscale) and the chosen subset (file indices, least real first)."""
-
-    round: int
-    realism: np.ndarray
-    subset: np.ndarray
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "round": self.round,
-            "realism": torch.from_numpy(np.asarray(self.realism, dtype=np.float64)),
-            "subset": torch.from_numpy(np.asarray(self.subset, dtype=np.int64)),
-        }
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> MinedRound:
-        return cls(int(state["round"]), state["realism"].numpy(), state["subset"].numpy())
-
-    def summary(self) -> dict[str, Any]:
-        pool = self.realism[np.isfinite(self.realism)]
-        chosen = self.realism[self.subset]
-        return {
-            "pool": len(pool),
-            "subset": len(chosen),
-            "pool_realism": float(pool.mean()) if len(pool) else float("nan"),
-            "subset_realism": float(chosen.mean()) if len(chosen) else float("nan"),
-            "threshold": float(chosen.max()) if len(chosen) else float("nan"),
-        }
-
-
-@dataclass(frozen=True)
-class MiningSchedule:
-    """Rounds of ``period`` steps; the batches of a round are passes over its subset.
-
-    Pass ``p`` of round ``k`` is the permutation of the subset drawn from ``(seed, k, p)``, cut
-    into batches like ``dataset.BatchOrder`` (sharded by rank; repeated when the subset is
-    smaller than a global batch). Its crops use the epoch key ``k * period + p`` (unique per pass,
-    as every pass takes at least one step)."""
-
-    period: int
-    batch_size: int
-    seed: int
-    rank: int = 0
-    world_size: int = 1
-
-    def round_of(self, step: int) -> int:
-        return step // self.period
-
-    def round_end(self, k: int) -> int:
-        return (k + 1) * self.period
-
-    def batches(self, mined: MinedRound, start: int) -> list[list[tuple[int, int]]]:
-        """The keys ``(file index, epoch key)`` of the steps ``start`` .. end of its round."""
-        k = mined.round
-        if self.round_of(start) != k:
-            raise ValueError(f"step {start} is not in mining round {k}")
-        subset = np.asarray(mined.subset, dtype=np.int64)
-        seed = int(np.random.SeedSequence([self.seed, 52361, k]).generate_state(1)[0])
-        order = BatchOrder(len(subset), self.batch_size, seed, self.rank, self.world_size)
-        out: list[list[tuple[int, int]]] = []
-        for step in range(start, self.round_end(k)):
-            p, b = order.position(step - k * self.period)
-            keys = order.epoch_keys(p)[b]
-            out.append([(int(subset[i]), k * self.period + p) for i in keys])
-        return out
-
-
-@torch.no_grad()
-def score_batches(
-    objective: FinetuneObjective,
-    batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]],
-    n: int,
-    device: torch.device,
-    on_bad: Callable[[int, str], None] | None = None,
-) -> np.ndarray:
-    """The current critic's realism of the current generator's colorization for each photo of
-    ``batches`` (this process's share; centre crops), gathered over all processes: ``(n,)``
-    float64, NaN for unreadable or grayscale photos."""
-    values = torch.zeros(n, dtype=torch.float64, device=device)
-    seen = torch.zeros(n, dtype=torch.float64, device=device)
-    with eval_mode(objective.models):
-        for rgb, ok, index, errors in batches:
-            for flag, i, err in zip(ok.tolist(), index.tolist(), errors, strict=True):
-                if not flag and on_bad is not None:
-                    on_bad(int(i), err)
-            lum, ab = to_lab(rgb, device)
-            keep = ok.to(device) & colour_mask(ab)
-            if not bool(keep.any()):
-                continue
-            lum, idx = lum[keep], index.to(device)[keep]
-            pred = objective.predict_ab(lum)
-            values[idx] = objective.realism(lum, pred, judge=False).double()
-            seen[idx] = 1.0
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(values)
-        dist.all_reduce(seen)
-    out = values.cpu().numpy()
-    out[seen.cpu().numpy() == 0] = np.nan
-    return out
-
-
-def shard(n: int, batch_size: int, rank: int, world_size: int) -> list[list[tuple[int, int]]]:
-    """Scoring keys of this process: files ``rank, rank + world, ...`` in batches, epoch key 0."""
-    mine = list(range(rank, n, world_size))
-    return [[(i, 0) for i in mine[j : j + batch_size]] for j in range(0, len(mine), batch_size)]

@@ -1,0 +1,35 @@
+"""The events every workflow shares: one convention for progress, skipped files and notes.
+
+A workflow reports through an optional callback ``on_event(event)``; the CLI renders the
+events (the core never prints). These are plain frozen dataclasses, torch-free; a workflow adds
+its own event types beside them (e.g. ``training.events.StepDone``) and names their union.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Progress:
+    """``done`` of ``total`` items of the stage ``what`` (e.g. "held-out" photos scored)."""
+
+    what: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """An input file that was skipped (unreadable, corrupt, ...), reported once: ``reason`` is
+    one line."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something worth telling the user about the run (it goes on as intended)."""
+
+    message: str
