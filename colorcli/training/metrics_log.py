@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 
 from colorcli.fsutil import atomic_write
-from colorcli.training import plots
+from colorcli.plots import training as plots
 from colorcli.training.config import TrainConfig
 from colorcli.training.distributed import Dist
 

@@ -12,7 +12,7 @@ import torch
 from colorcli import metrics
 from colorcli.color.encode import nearest_bin
 from colorcli.color.lab import lab_to_rgb
-from colorcli.training import plots
+from colorcli.plots import training as plots
 from colorcli.training.common import Objective, colour_mask, eval_mode, to_lab
 from colorcli.training.config import TrainConfig
 from colorcli.training.finetune import FinetuneObjective
