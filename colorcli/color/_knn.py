@@ -271,6 +271,10 @@ class _Work:
     """Buffers of one chunk length and slot width, reused across chunks and calls."""
 
     def __init__(self, n: int, c: int, k: int) -> None:
+        self.a = np.empty(n)
+        self.b = np.empty(n)
+        self.dist = np.empty((k, n))
+        self.index = np.empty((k, n), dtype=np.int64)
         self.u = np.empty(n)
         self.v = np.empty(n)
         self.inside = np.empty(n, dtype=bool)
@@ -369,49 +373,104 @@ def _search(
     return bad
 
 
-def knn(
-    a: np.ndarray, b: np.ndarray, bins: np.ndarray, tab: Table
+def _weights(dist: np.ndarray, sigma: float) -> np.ndarray:
+    """Normalised Gaussian weights (K, n) float64 of squared distances (K, n), nearest first:
+    ``exp(-(d - d_0) / (2 sigma^2))`` over their sum (``encode.gaussian_weights``' formula;
+    the nearest's term is exp(0) = 1 exactly, so it is not computed)."""
+    w = np.empty_like(dist)
+    np.subtract(dist[1:], dist[:1], out=w[1:])
+    w[1:] *= -0.5 / (sigma * sigma)
+    np.exp(w[1:], out=w[1:])
+    w[0] = 1.0
+    total = w[1:].sum(axis=0)
+    total += 1.0
+    w /= total
+    return w
+
+
+def _chunks(bsz: int, hw: int) -> list[tuple[int, int, int, int]]:
+    """(first image, last image + 1, first pixel, last pixel + 1) blocks of about CHUNK pixels:
+    whole images grouped when small, pixel ranges of one image when large."""
+    if hw >= CHUNK:
+        return [(i, i + 1, p, min(hw, p + CHUNK)) for i in range(bsz) for p in range(0, hw, CHUNK)]
+    g = max(1, CHUNK // max(1, hw))
+    return [(i, min(bsz, i + g), 0, hw) for i in range(0, bsz, g)]
+
+
+def soft_encode(
+    ab: np.ndarray, bins: np.ndarray, tab: Table, sigma: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact K nearest of points (a, b) float64 (N,): (squared distances (K, N) float64,
-    bin indices (K, N) int64)."""
-    n, k = a.shape[0], tab.k
-    dist = np.empty((k, n))
-    index = np.empty((k, n), dtype=np.int64)
+    """Exact soft encoding of ab ``(B, 2, H, W)`` (float32 or float64): (bin indices
+    ``(B, K, H, W)`` int64 nearest first, ties by lower index; Gaussian weights ``(B, K, H, W)``
+    in ab's dtype, normalised over K)."""
+    bsz, _, h, wd = ab.shape
+    hw, k = h * wd, tab.k
+    out_i = np.empty((bsz, k, hw), dtype=np.int64)
+    out_w = np.empty((bsz, k, hw), dtype=ab.dtype)
+    a_all = ab[:, 0].reshape(bsz, hw)
+    b_all = ab[:, 1].reshape(bsz, hw)
     wide: list[np.ndarray] = []
     redo: list[np.ndarray] = []
-    for s in range(0, n, CHUNK):
-        e = min(n, s + CHUNK)
-        w = _work(e - s, 1 << tab.narrow.bits, k)
-        cell, inside = _locate(tab, a[s:e], b[s:e], w)
+    for i0, i1, p0, p1 in _chunks(bsz, hw):
+        ni, npx = i1 - i0, p1 - p0
+        n = ni * npx
+        w = _work(n, 1 << tab.narrow.bits, k)
+        a, b = w.a, w.b
+        np.copyto(a.reshape(ni, npx), a_all[i0:i1, p0:p1])
+        np.copyto(b.reshape(ni, npx), b_all[i0:i1, p0:p1])
+        cell, inside = _locate(tab, a, b, w)
         wrow = tab.wide_row.take(cell, mode="clip")
-        bad = _search(tab.narrow, cell, a[s:e], b[s:e], k, w, dist[:, s:e], index[:, s:e])
+        dist, index = w.dist, w.index
+        bad = _search(tab.narrow, cell, a, b, k, w, dist, index)
         bad |= ~inside
         more = wrow >= 0
         more &= inside
-        if more.any():
-            wide.append(np.flatnonzero(more) + s)
-            bad &= ~more
         bad |= wrow == -2
-        if bad.any():
-            redo.append(np.flatnonzero(bad) + s)
+        flag = more | bad
+        if flag.any():
+            # global pixel positions (image * hw + pixel) of the chunk's flagged points
+            pos = np.flatnonzero(flag)
+            glob = (pos // npx + i0) * hw + pos % npx + p0
+            wide.append(glob[more[pos]])
+            redo.append(glob[bad[pos] & ~more[pos]])
+        wt = _weights(dist, sigma)
+        out_w[i0:i1, :, p0:p1] = wt.reshape(k, ni, npx).transpose(1, 0, 2)
+        out_i[i0:i1, :, p0:p1] = index.reshape(k, ni, npx).transpose(1, 0, 2)
+    flat_a, flat_b = a_all.reshape(-1), b_all.reshape(-1)
     if wide:
         pts = np.concatenate(wide)
         for s in range(0, len(pts), CHUNK):
             sel = pts[s : s + CHUNK]
-            pa, pb = a[sel], b[sel]
-            w = _work(len(sel), 1 << tab.wide.bits, k)
+            m = len(sel)
+            size = 1 << max(10, (m - 1).bit_length())  # few distinct buffer sizes
+            sel = np.concatenate([sel, np.full(size - m, sel[-1])]) if size > m else sel
+            w = _work(size, 1 << tab.wide.bits, k)
+            pa, pb = w.a, w.b
+            np.copyto(pa, flat_a[sel])
+            np.copyto(pb, flat_b[sel])
             cell, _ = _locate(tab, pa, pb, w)
-            dd = np.empty((k, len(sel)))
-            ii = np.empty((k, len(sel)), dtype=np.int64)
-            bad = _search(tab.wide, tab.wide_row[cell], pa, pb, k, w, dd, ii)
-            dist[:, sel] = dd
-            index[:, sel] = ii
+            bad = _search(tab.wide, tab.wide_row[cell], pa, pb, k, w, w.dist, w.index)[:m]
+            good = ~bad
+            _scatter(
+                out_i, out_w, sel[:m][good], w.index[:, :m][:, good],
+                _weights(w.dist[:, :m][:, good], sigma),
+            )
             if bad.any():
-                redo.append(sel[bad])
+                redo.append(sel[:m][bad])
     if redo:
         rows = np.concatenate(redo)
-        ta, tb = torch.from_numpy(a[rows]), torch.from_numpy(b[rows])
+        ta = torch.from_numpy(flat_a[rows].astype(np.float64))
+        tb = torch.from_numpy(flat_b[rows].astype(np.float64))
         bd, bi = brute_knn(ta, tb, torch.from_numpy(bins), k)
-        dist[:, rows] = bd.numpy()
-        index[:, rows] = bi.numpy()
-    return dist, index
+        _scatter(out_i, out_w, rows, bi.numpy(), _weights(bd.numpy(), sigma))
+    return out_i.reshape(bsz, k, h, wd), out_w.reshape(bsz, k, h, wd)
+
+
+def _scatter(
+    out_i: np.ndarray, out_w: np.ndarray, glob: np.ndarray, index: np.ndarray, wt: np.ndarray
+) -> None:
+    """Write (K, m) results of the pixels at global positions ``glob`` (m,) into (B, K, HW)."""
+    hw = out_i.shape[2]
+    img, pix = glob // hw, glob % hw
+    out_i[img, :, pix] = index.T
+    out_w[img, :, pix] = wt.T

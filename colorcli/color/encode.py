@@ -195,23 +195,20 @@ def _nearest(ab: torch.Tensor, bins: np.ndarray) -> torch.Tensor:
 
 # --------------------------------------------------------------------------------------------
 # The K nearest (K >= 2): the exact table engine on CPU (``colorcli.color._knn``), the brute
-# force elsewhere. Results are (K, N): one row per rank.
+# force elsewhere. Distances and indices are (K, N): one row per rank.
+
+
+def _check_k(k: int, q: int) -> None:
+    if not 1 <= k <= q:
+        raise ValueError(f"k must be between 1 and the number of bins ({q}), got {k}")
 
 
 def _knn(ab: torch.Tensor, bins: np.ndarray, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(squared distances (K, N) float64, indices (K, N) int64) for ab (B, 2, H, W)."""
-    _check_ab(ab)
-    q = len(bins)
-    if not 1 <= k <= q:
-        raise ValueError(f"k must be between 1 and the number of bins ({q}), got {k}")
+    """Brute force: (squared distances (K, N) float64, indices (K, N) int64) of ab."""
     with torch.no_grad():
         a = ab[:, 0].reshape(-1).to(torch.float64)
         b = ab[:, 1].reshape(-1).to(torch.float64)
-        tab = _knn_engine.table(bins, k) if ab.device.type == "cpu" else None
-        if tab is None or a.shape[0] == 0:
-            return _knn_engine.brute_knn(a, b, torch.as_tensor(bins, device=ab.device), k)
-        dist, index = _knn_engine.knn(a.numpy(), b.numpy(), bins, tab)
-        return torch.from_numpy(dist), torch.from_numpy(index)
+        return _knn_engine.brute_knn(a, b, torch.as_tensor(bins, device=ab.device), k)
 
 
 def _to_bkhw(x: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
@@ -256,9 +253,20 @@ def soft_encode(
         if sigma <= 0:
             raise ValueError(f"sigma must be > 0, got {sigma}")
         _check_ab(ab)
+        _check_k(k, len(arr))
         idx1 = _nearest(ab, arr).unsqueeze(1)
         return idx1, torch.ones(idx1.shape, dtype=ab.dtype, device=ab.device)
     del compile
+    _check_ab(ab)
+    _check_k(k, len(arr))
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    tab = _knn_engine.table(arr, k) if ab.device.type == "cpu" and ab.numel() else None
+    if tab is not None and ab.dtype in (torch.float32, torch.float64):
+        with torch.no_grad():
+            x = ab.detach().numpy()
+        index, weight = _knn_engine.soft_encode(x, arr, tab, sigma)
+        return torch.from_numpy(index), torch.from_numpy(weight)
     d2, idx = _knn(ab, arr, k)
     weight = gaussian_weights(d2, sigma, ab.dtype)
     return _to_bkhw(idx, ab), _to_bkhw(weight, ab)
