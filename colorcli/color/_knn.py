@@ -174,9 +174,7 @@ def _candidates(
     return near <= thr[:, None] * (1.0 + 1e-9) + 1e-300
 
 
-def _slots(
-    lst: np.ndarray, fine: np.ndarray, bins: np.ndarray, bits: int, k: int
-) -> Slots:
+def _slots(lst: np.ndarray, fine: np.ndarray, bins: np.ndarray, bits: int, k: int) -> Slots:
     """Rows of C = 2**bits slots from candidate lists ``lst`` (M, W) (index order, -1 pad)
     masked by ``fine`` (M, W) (each row at most C candidates)."""
     c = 1 << bits
@@ -327,8 +325,14 @@ def _locate(tab: Table, a: np.ndarray, b: np.ndarray, w: _Work) -> tuple[np.ndar
 
 
 def _search(
-    sl: Slots, row: np.ndarray, a: np.ndarray, b: np.ndarray, k: int, w: _Work,
-    dist: np.ndarray, index: np.ndarray,
+    sl: Slots,
+    row: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    k: int,
+    w: _Work,
+    dist: np.ndarray,
+    index: np.ndarray,
 ) -> np.ndarray:
     """K nearest of the points (a, b) float64 (n,) among the candidates of their rows
     ``row`` (n,) into dist (K, n) float64 and index (K, n) int64. Returns the (n,) bool mask of
@@ -452,7 +456,10 @@ def soft_encode(
             bad = _search(tab.wide, tab.wide_row[cell], pa, pb, k, w, w.dist, w.index)[:m]
             good = ~bad
             _scatter(
-                out_i, out_w, sel[:m][good], w.index[:, :m][:, good],
+                out_i,
+                out_w,
+                sel[:m][good],
+                w.index[:, :m][:, good],
                 _weights(w.dist[:, :m][:, good], sigma),
             )
             if bad.any():

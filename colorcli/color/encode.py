@@ -66,7 +66,6 @@ def _check_ab(ab: torch.Tensor) -> None:
         raise ValueError("ab contains NaN or infinite values")
 
 
-
 def _exact_columns(bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, GridLayout] | None:
     """Per-column a and per-row b centres if every bin equals them bitwise, else None."""
     try:
@@ -263,13 +262,10 @@ def soft_encode(
         raise ValueError(f"sigma must be > 0, got {sigma}")
     tab = _knn_engine.table(arr, k) if ab.device.type == "cpu" and ab.numel() else None
     if tab is not None and ab.dtype in (torch.float32, torch.float64):
-        with torch.no_grad():
-            x = ab.detach().numpy()
-        index, weight = _knn_engine.soft_encode(x, arr, tab, sigma)
-        return torch.from_numpy(index), torch.from_numpy(weight)
+        out_i, out_w = _knn_engine.soft_encode(ab.detach().numpy(), arr, tab, sigma)
+        return torch.from_numpy(out_i), torch.from_numpy(out_w)
     d2, idx = _knn(ab, arr, k)
-    weight = gaussian_weights(d2, sigma, ab.dtype)
-    return _to_bkhw(idx, ab), _to_bkhw(weight, ab)
+    return _to_bkhw(idx, ab), _to_bkhw(gaussian_weights(d2, sigma, ab.dtype), ab)
 
 
 def nearest_bin(ab: torch.Tensor, bins: np.ndarray | torch.Tensor) -> torch.Tensor:
