@@ -11,6 +11,9 @@ Pixels come from real photos (``../shared/data/imagenet-sample`` next to the rep
 reference gamut's bounding box is used (the table says which).
 
     python benchmarks/bench_encode.py [--k 5] [--repeat 7] [--device cuda]
+
+The table also gives the exact brute force (all Q distances in float64) and the first-call
+cost (the engine's table, built once per process).
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from colorcli.color._knn import brute_knn
 from colorcli.color.bins import reference_bins
-from colorcli.color.encode import soft_encode
+from colorcli.color.encode import gaussian_weights, soft_encode
 from colorcli.color.lab import rgb_to_lab
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,6 +103,15 @@ def compare(
     return same, float(diff.max())
 
 
+def brute_encode(ab: torch.Tensor, bins: np.ndarray, k: int, sigma: float) -> object:
+    """The exact brute force: all Q distances per pixel in float64, ``topk`` (ties by a stable
+    sort), Gaussian weights."""
+    a = ab[:, 0].reshape(-1).double()
+    b = ab[:, 1].reshape(-1).double()
+    d2, idx = brute_knn(a, b, torch.as_tensor(bins, device=ab.device), k)
+    return idx, gaussian_weights(d2, sigma, ab.dtype)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--k", type=int, default=5, help="neighbours per pixel (default 5)")
@@ -106,9 +119,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="timed runs; the best is kept")
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of photos")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument(
-        "--no-compile", action="store_true", help="skip the torch.compile column (slow compile)"
-    )
     parser.add_argument(
         "--device", default="cpu", help="device for soft_encode: cpu or cuda (if available)"
     )
@@ -121,54 +131,61 @@ def main() -> None:
         print("CUDA requested but not available; using cpu")
         device = torch.device("cpu")
     cuda = device.type == "cuda"
-    modes: list[tuple[str, bool]] = [("eager", False)]
-    if not args.no_compile and not cuda:
-        modes.append(("compiled", True))
 
     bins = reference_bins()
+    t0 = time.perf_counter()
+    soft_encode(torch.zeros(1, 2, 1, 1, device=device), bins, args.k, args.sigma)
+    first_call = time.perf_counter() - t0  # table build (once per process and bins, K)
     nn = NearestNeighbors(n_neighbors=args.k, algorithm="ball_tree").fit(bins)
     workloads = [("1 x 256x256", 1, 256), ("32 x 64x64", 32, 64)]
     rows = []
     source = ""
-    compile_s = 0.0
     for name, count, side in workloads:
         ab, source = load_ab(args.images, count, side, seed=0)
         ab_dev = ab.to(device)
         n = ab.shape[0] * ab.shape[2] * ab.shape[3]
         t_sk = best_time(lambda a=ab: sklearn_encode(nn, a, args.k, args.sigma), args.repeat, False)
+        t_bf = best_time(
+            lambda a=ab_dev: brute_encode(a, bins, args.k, args.sigma), args.repeat, cuda
+        )
+
+        def ours(a: torch.Tensor = ab_dev) -> object:
+            return soft_encode(a, bins, args.k, args.sigma)
+
+        t_ours = best_time(ours, args.repeat, cuda)
         ref = sklearn_encode(nn, ab, args.k, args.sigma)
-        for mode, comp in modes:
-            if comp and not compile_s:
-                t0 = time.perf_counter()
-                soft_encode(ab_dev, bins, args.k, args.sigma, compile=True)
-                compile_s = time.perf_counter() - t0
+        same, wdiff = compare(soft_encode(ab_dev, bins, args.k, args.sigma), ref)
+        bf_i, bf_w = brute_encode(ab_dev, bins, args.k, args.sigma)  # type: ignore[misc]
+        got_i, got_w = soft_encode(ab_dev, bins, args.k, args.sigma)
+        k = args.k
+        exact = bool(torch.equal(got_i.permute(1, 0, 2, 3).reshape(k, -1).cpu(), bf_i.cpu()))
+        bf_dw = float(
+            (got_w.permute(1, 0, 2, 3).reshape(k, -1).double() - bf_w.double()).abs().max()
+        )
+        rows.append((name, n, n / t_sk, n / t_bf, n / t_ours, same, wdiff, exact, bf_dw))
 
-            def ours(a: torch.Tensor = ab_dev, c: bool = comp) -> object:
-                return soft_encode(a, bins, args.k, args.sigma, compile=c)
-
-            t_ours = best_time(ours, args.repeat, cuda)
-            same, wdiff = compare(soft_encode(ab_dev, bins, args.k, args.sigma, compile=comp), ref)
-            rows.append((name, mode, n, n / t_ours, n / t_sk, t_sk / t_ours, same, wdiff))
-
-    print(f"soft_encode vs sklearn NearestNeighbors(ball_tree), K={args.k}, sigma={args.sigma}")
-    print(f"Q={len(bins)} reference bins; pixels: {source}")
+    print(f"soft_encode vs sklearn NearestNeighbors(ball_tree) and the brute force, K={args.k}")
+    print(f"sigma={args.sigma}, Q={len(bins)} reference bins; pixels: {source}")
     clock = "wall time" if cuda else "CPU time of the process"
-    print(f"ours on {device}, sklearn on cpu; torch threads {args.threads}; best of {args.repeat}")
-    print(f"({clock}); px/s = pixels per second")
-    if compile_s:
-        print(f"one-off torch.compile time: {compile_s:.1f} s")
-    cols = ("workload", "mode", "pixels", "ours px/s", "sklearn px/s", "speedup", "same", "max|dw|")
+    print(f"ours and brute force on {device}, ball tree on cpu; torch threads {args.threads}")
+    print(f"best of {args.repeat} ({clock}); px/s = pixels per second")
+    print(f"first call (table build, once per process): {first_call * 1e3:.0f} ms")
+    cols = ("workload", "ball tree", "brute", "ours", "vs tree", "vs brute", "tree=", "brute=")
     header = (
-        f"{cols[0]:<12} {cols[1]:<8} {cols[2]:>7} {cols[3]:>10} {cols[4]:>12} "
-        f"{cols[5]:>7} {cols[6]:>4} {cols[7]:>8}"
+        f"{cols[0]:<12} {cols[1]:>10} {cols[2]:>10} {cols[3]:>10} {cols[4]:>8} {cols[5]:>8} "
+        f"{cols[6]:>14} {cols[7]:>14}"
     )
     print(header)
     print("-" * len(header))
-    for name, mode, n, ours_ps, sk_ps, speed, same, wdiff in rows:
+    for name, _n, sk, bf, us, same, wdiff, exact, bf_dw in rows:
+        tree_eq = f"{'yes' if same else 'NO'} {wdiff:.0e}"
+        brute_eq = f"{'yes' if exact else 'NO'} {bf_dw:.0e}"
         print(
-            f"{name:<12} {mode:<8} {n:>7} {ours_ps:>10.3e} {sk_ps:>12.3e} "
-            f"{speed:>6.1f}x {'yes' if same else 'NO':>4} {wdiff:>8.1e}"
+            f"{name:<12} {sk:>10.3e} {bf:>10.3e} {us:>10.3e} {us / sk:>7.1f}x {us / bf:>7.1f}x "
+            f"{tree_eq:>14} {brute_eq:>14}"
         )
+    print("tree= / brute=: same neighbours (sets vs the tree; indices in order vs the brute")
+    print("force) and the largest |weight difference|")
 
 
 if __name__ == "__main__":

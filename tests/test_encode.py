@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import colorcli.color._knn as knn_engine
 import colorcli.color.encode as enc
 from colorcli.color.bins import reference_bins
 from colorcli.color.encode import (
@@ -210,42 +211,131 @@ def test_input_errors() -> None:
     assert idx.shape == wt.shape == (0, 5, 4, 4)
 
 
-def test_compile_failure_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(fn: object, **kwargs: object) -> object:
-        def run(*args: object) -> object:
-            raise RuntimeError("no C++ compiler")
+def test_engine_serves_reference_bins_and_both_dtypes() -> None:
+    """The table engine (not the brute force) runs for the reference bins, K = 5 and 10, and
+    equals the brute force on random ab in float32 and float64 (bitwise squared distances)."""
+    bins = reference_bins()
+    for k in (2, 5, 10):
+        assert knn_engine.table(bins, k) is not None
+    for dtype in (torch.float32, torch.float64):
+        ab = random_ab(21, (3, 40, 50), dtype)
+        for k in (2, 5, 10):
+            assert_same(ab, bins, k)
 
-        return run
 
-    monkeypatch.setattr(enc, "_compiled_core", None)
-    monkeypatch.setattr(enc, "_compile_failed", False)
-    monkeypatch.setattr(torch, "compile", broken)
+def test_engine_ties_centres_midpoints_and_outside() -> None:
+    """Bin centres (4-way ties for 2nd, 4-way for 6th), edge midpoints, cell centres (8-way
+    ties), points one ulp and 1e-9 off them, and far outside the gamut, in both dtypes."""
+    bins = reference_bins()
+    base = torch.arange(-130.0, 130.1, 5.0, dtype=torch.float64)
+    a, b = torch.meshgrid(base, base, indexing="ij")
+    lattice = torch.stack([a, b]).unsqueeze(0)
+    variants = [lattice, lattice + 1e-9, lattice - 1e-9]
+    variants.append(lattice.nextafter(torch.tensor(np.inf, dtype=torch.float64)))
+    far = torch.tensor([[1e6, -1e6], [3e30, 2.0], [-7.5e3, 0.0], [0.0, 1e-300], [150.0, 150.0]])
+    variants.append(far.t().reshape(1, 2, 1, -1).double())
+    for ab in variants:
+        for x in (ab, ab.float()):
+            assert_same(x, bins, 5)
+
+
+def srgb_ab(seed: int, shape: tuple[int, int, int]) -> torch.Tensor:
+    """ab of smooth random sRGB images (what photos look like: in gamut, spatially coherent,
+    with exact greys)."""
+    from colorcli.color.lab import rgb_to_lab
+
+    g = torch.Generator().manual_seed(seed)
+    n, h, w = shape
+    small = torch.rand((n, 3, max(2, h // 8), max(2, w // 8)), generator=g)
+    rgb = torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear")
+    rgb[:, :, : h // 4] = rgb[:, :1, : h // 4]  # grey band: a = b = 0 (exact ties)
+    return rgb_to_lab(rgb)[:, 1:].contiguous()
+
+
+def test_engine_on_photo_like_ab() -> None:
+    bins = reference_bins()
+    ab = srgb_ab(22, (4, 64, 80))
+    assert_same(ab, bins, 5)
+    assert_same(ab.double(), bins, 5)
+
+
+def test_engine_on_real_photos() -> None:
+    from pathlib import Path
+
+    from PIL import Image
+
+    from colorcli.color.lab import rgb_to_lab
+
+    folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak24"
+    paths = sorted(folder.glob("*.*"))[:3] if folder.is_dir() else []
+    if not paths:
+        pytest.skip("no photos in ../shared/data/kodak24")
+    bins = reference_bins()
+    for path in paths:
+        with Image.open(path) as img:
+            rgb = np.asarray(img.convert("RGB").resize((192, 128)), dtype=np.float32) / 255
+        ab = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[:, 1:].contiguous()
+        assert_same(ab, bins, 5)
+
+
+def test_engine_chunking_wide_cells_and_views() -> None:
+    """Several chunks per image and several images per chunk, a non-contiguous input."""
+    bins = reference_bins()
+    ab = srgb_ab(23, (3, 90, 70))
+    chunk = knn_engine.CHUNK
+    try:
+        for size in (1000, 4096, 20000):
+            knn_engine.CHUNK = size
+            assert_same(ab, bins, 5)
+    finally:
+        knn_engine.CHUNK = chunk
+    assert_same(ab.transpose(2, 3), bins, 5)
+
+
+def test_candidate_sets_are_exact_supersets() -> None:
+    """Dense sampling of sub-cells: the brute-force K nearest of every sample are among its
+    sub-cell's candidates (narrow or wide row)."""
+    bins = reference_bins()
+    tab = knn_engine.table(bins, 5)
+    assert tab is not None
+    g = torch.Generator().manual_seed(24)
+    pts = (torch.rand((20000, 2), generator=g, dtype=torch.float64) * 200 - 100).numpy()
+    ia = ((pts[:, 0] - tab.lo_a) * tab.inv_h).astype(np.int64)
+    ib = ((pts[:, 1] - tab.lo_b) * tab.inv_h).astype(np.int64)
+    assert ia.min() >= 0 and ib.min() >= 0 and ia.max() < tab.na and ib.max() < tab.nb
+    cell = ia * tab.nb + ib
+    _, ref = knn_engine.brute_knn(
+        torch.from_numpy(pts[:, 0]), torch.from_numpy(pts[:, 1]), torch.from_numpy(bins), 5
+    )
+    for p in range(len(pts)):
+        row = tab.wide_row[cell[p]]
+        sl, r = (tab.narrow, cell[p]) if row == -1 else (tab.wide, row)
+        assert row != -2
+        c = 1 << sl.bits
+        cand = set(sl.index[r * c : (r + 1) * c][sl.coord_a[r] < 1e6].tolist())
+        assert set(ref[:, p].tolist()) <= cand
+
+
+def test_selection_networks_sort_the_first_outputs() -> None:
+    """0-1 principle, exhaustively for 8 wires: the pruned networks leave the K + 1 smallest
+    sorted on the first wires."""
+    n = 8
+    bits = (np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1
+    for outputs in (3, 6, 8):
+        state = bits.copy()
+        for i, j in knn_engine.selection_network(n, outputs):
+            lo = np.minimum(state[:, i], state[:, j])
+            state[:, j] = np.maximum(state[:, i], state[:, j])
+            state[:, i] = lo
+        assert np.array_equal(state[:, :outputs], np.sort(bits, axis=1)[:, :outputs])
+
+
+def test_compile_flag_is_accepted() -> None:
     bins = reference_bins()
     ab = random_ab(9, (1, 16, 16), torch.float32)
-    idx, wt = soft_encode(ab, bins, k=5, compile=True)
-    assert enc._compile_failed
-    ref_i, ref_w = brute_force(ab, bins, 5)
-    assert torch.equal(idx, ref_i)
-    assert torch.allclose(wt.double(), ref_w, atol=1e-6)
-
-
-def test_selection_networks_sort_any_monotone_input() -> None:
-    """The pruned comparator networks sort the first K + 1 of any input that is monotone in
-    both ranks (what the fast path feeds them), ties included."""
-    rng = np.random.default_rng(10)
-    for k in (1, 2, 3, 5, 10):
-        geo = enc._geometry(k)
-        kk = min(k + 1, len(geo.cand))
-        net = enc._selection_network(geo.cand, kk)
-        for _ in range(200):
-            ea = np.cumsum(rng.integers(0, 3, 2 * geo.m + 1))
-            eb = np.cumsum(rng.integers(0, 3, 2 * geo.m + 1))
-            vals = [float(ea[i] + eb[j]) for i, j in geo.cand]
-            wires = list(vals)
-            for i, j in net:
-                if wires[j] < wires[i]:
-                    wires[i], wires[j] = wires[j], wires[i]
-            assert wires[:kk] == sorted(vals)[:kk]
+    a = soft_encode(ab, bins, k=5, compile=True)
+    b = soft_encode(ab, bins, k=5, compile=False)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
 # ---------------------------------------------------------------------------------- decode
