@@ -161,6 +161,41 @@ def test_choose_backend(
         onnx_backend.choose(path, "cpu", "onnx")
 
 
+def test_choose_opens_one_session(
+    models: dict[str, tuple[Path, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The twin's metadata is checked on the session that then runs it (a session is a tenth
+    of a second of a cold start); a stale twin beside the model (another model's export) is
+    passed over for the right one in the cache."""
+    import onnxruntime as ort
+
+    opened: list[str] = []
+    real = ort.InferenceSession
+
+    def counting(path: str, *args: object, **kwargs: object) -> object:
+        opened.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    path, twin = models["eccv16"]
+    monkeypatch.setattr(ort, "InferenceSession", counting)
+    model = onnx_backend.choose(path, "cpu", "onnx")
+    assert isinstance(model, OnnxModel) and model.path == twin
+    assert opened == [twin.name]
+
+    src, _ = models["effnet-unet"]
+    lone = tmp_path / "m.safetensors"
+    lone.write_bytes(src.read_bytes())
+    (tmp_path / "m.onnx").write_bytes(twin.read_bytes())  # eccv16's export: not this model's
+    monkeypatch.setenv("COLORCLI_CACHE", str(tmp_path / "cache"))
+    cached = onnx_backend.cached_twin(onnx_backend.file_sha256(lone))
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(models["effnet-unet"][1].read_bytes())
+    opened.clear()
+    model = onnx_backend.choose(lone, "cpu", "auto")
+    assert model is not None and model.path == cached and model.meta["arch"] == "effnet-unet"
+    assert opened == ["m.onnx", cached.name]
+
+
 def test_auto_exports_once_into_the_cache(
     models: dict[str, tuple[Path, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
