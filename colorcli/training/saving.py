@@ -27,7 +27,7 @@ from colorcli.training.mining import MinedRound
 from colorcli.training.rundir import CRITIC_FILE, MODEL_FILE, RESUME_FILE, restartable
 from colorcli.training.sources import Sources
 
-RESUME_FORMAT = "colorcli-resume"
+RESUME_FORMAT = checkpoint.RESUME_FORMAT  # "colorcli-resume"; the file tags live in checkpoint
 RESUME_VERSION = 1
 
 
