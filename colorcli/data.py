@@ -21,15 +21,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from colorcli.color.constants import GRAY_THRESHOLD
 from colorcli.errors import BadImage, BadWeights, EmptyDataset
+from colorcli.events import OnImage
 from colorcli.fsutil import atomic_open
 from colorcli.imageio import find_images, is_image_path, read_rgb
 
 Assignment = str  # a value of choices.Assignment
-OnImage = Callable[[int, int, Path], None]
-
-GRAY_THRESHOLD = 5.0
-"""An image is effectively grayscale when no pixel has |a| > 5 or |b| > 5 (Lab units)."""
 
 DEFAULT_MAX_SIDE = 256
 REBALANCE_KIND = "colorcli-rebalance"

@@ -7,7 +7,13 @@ its own event types beside them (e.g. ``training.events.StepDone``) and names th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+OnImage = Callable[[int, int, Path], None]
+"""``on_image(done, total, path)``: called after each image of a folder pass is read (the
+prior, build-bins and the Turing page report their progress this way)."""
 
 
 @dataclass(frozen=True)

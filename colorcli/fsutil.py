@@ -3,7 +3,7 @@
 A reader never sees a partial file under the final name, and a failure (exception or
 KeyboardInterrupt) removes the temporary file. ``check_writable`` refuses an unwritable output
 before any work is done. ``atomic_torch_save`` is the one atomic ``torch.save`` (torch is
-imported when it is called), ``file_sha256`` the one file digest of the training code. This
+imported when it is called), ``file_sha256`` the one file digest (training, the ONNX twins). This
 module imports only ``colorcli.errors``, so every layer (``color/`` included) may use it.
 """
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from colorcli.color.constants import GRAY_THRESHOLD
 from colorcli.color.encode import nearest_bin
 from colorcli.color.prior import rebalance_weights
 
@@ -193,7 +194,7 @@ def colorfulness(rgb: np.ndarray) -> float:
     return sigma + 0.3 * mu
 
 
-def is_grayscale_ab(ab: torch.Tensor | np.ndarray, threshold: float = 5.0) -> bool:
+def is_grayscale_ab(ab: torch.Tensor | np.ndarray, threshold: float = GRAY_THRESHOLD) -> bool:
     """True when no pixel has |a| > threshold or |b| > threshold (ab ``(..., 2, H, W)``, Lab units).
 
     The test Zhang et al.'s training code used to drop effectively grayscale images.

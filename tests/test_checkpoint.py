@@ -408,7 +408,7 @@ def test_default_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COLORCLI_WEIGHTS", raising=False)
     assert default_model_path().parent == repo_root() / "weights"
     assert default_model_path().name in (DEFAULT_WEIGHTS_NAME, LEGACY_WEIGHTS_NAME)
-    assert (repo_root() / "colorcli" / "checkpoint.py").is_file()
+    assert (repo_root() / "colorcli" / "checkpoint" / "__init__.py").is_file()
     monkeypatch.setenv("COLORCLI_WEIGHTS", str(tmp_path / "missing.pt"))
     for spec in (None, "default"):
         with pytest.raises(BadWeights, match="no default model is shipped") as info:

@@ -22,3 +22,6 @@ LAB_EPSILON = 0.008856
 LAB_SLOPE = 7.787
 #: The inverse f^-1(f): cubing above this f (f(LAB_EPSILON) = 6/29), the line below it.
 LAB_F_THRESHOLD = 0.2068966
+#: An image (or crop) is effectively grayscale when no pixel has |a| > 5 or |b| > 5 (Lab units):
+#: the test of Zhang et al.'s training code, used by the prior, training, eval and the Turing page.
+GRAY_THRESHOLD = 5.0

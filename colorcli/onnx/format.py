@@ -9,13 +9,13 @@ sha256 of the model file; a twin counts only if its recorded sha256 is the model
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from colorcli.errors import BadWeights
+from colorcli.fsutil import file_sha256 as file_sha256  # the one file digest; re-exported
 
 META_KEY = "colorcli"
 FORMAT = "colorcli-onnx"
@@ -30,14 +30,6 @@ def cache_dir() -> Path:
         return Path(root).expanduser() / "onnx"
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
     return Path(xdg).expanduser() / "colorcli" / "onnx"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def twin_beside(model_path: Path) -> Path:

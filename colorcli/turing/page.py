@@ -10,7 +10,7 @@ import html
 import io
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -21,12 +21,11 @@ import cv2
 import numpy as np
 
 from colorcli import imageio
+from colorcli.color.constants import GRAY_THRESHOLD
 from colorcli.errors import BadImage, ColorcliError, EmptyDataset, UsageError
+from colorcli.events import OnImage
 from colorcli.fsutil import atomic_open
 from colorcli.turing.answers import ANSWERS_FORMAT, COLORIZED, FORMAT_VERSION, KEY_FORMAT, REAL
-
-#: Pixels with |a| or |b| above this make a photo colourful enough for the test (as in eval).
-GRAY_THRESHOLD = 5.0
 
 
 @dataclass(frozen=True)
@@ -174,8 +173,6 @@ def _check_out_dir(config: TuringConfig) -> tuple[Path, Path]:
                 raise UsageError(f"{target}: already exists (use --overwrite to replace it)")
     return html_path, key_path
 
-
-OnImage = Callable[[int, int, Path], None]
 
 
 class ArrayColorizer(Protocol):
