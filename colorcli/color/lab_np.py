@@ -230,7 +230,8 @@ def lab_to_rgb_image(lum: np.ndarray, ab: np.ndarray, bit_depth: int = 8) -> np.
     z_floor = (-np.inf, -np.inf, 0.0, 0.0)  # skimage clips a negative f(z) to 0
 
     def band(rows_of_band: slice) -> None:
-        # one pass per OpenCV call on cached strips; 3-channel scalars act per channel
+        # one pass per OpenCV call on cached strips; 4-tuple scalars act per channel (the cv2
+        # stubs only know arrays there)
         rows = max(1, RGB_STRIP_PIXELS // w)
         shape = (min(rows, rows_of_band.stop - rows_of_band.start), w, 3)
         f, u, v = (np.empty(shape, np.float32) for _ in range(3))
@@ -241,9 +242,9 @@ def lab_to_rgb_image(lum: np.ndarray, ab: np.ndarray, bit_depth: int = 8) -> np.
                 f, u, v, index = f[:n], u[:n], v[:n], index[:n]
             cv2.merge([lum[r : r + n], ab[r : r + n]], dst=v)
             cv2.transform(v, plan.to_f, dst=f)
-            cv2.max(f, thr, dst=u)
-            cv2.min(f, thr, dst=v)
-            cv2.max(v, z_floor, dst=v)
+            cv2.max(f, thr, dst=u)  # type: ignore[call-overload]
+            cv2.min(f, thr, dst=v)  # type: ignore[call-overload]
+            cv2.max(v, z_floor, dst=v)  # type: ignore[call-overload]
             cv2.pow(u, 3, dst=u)
             cv2.scaleAdd(v, 1.0 / LAB_SLOPE, u, dst=f)
             cv2.transform(f, plan.to_index, dst=u)
