@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -64,9 +65,9 @@ def _lut(name: str) -> np.ndarray:
         n = 256 if name == "gray8" else 65536
         table = _l_from_y64(_srgb_to_linear64(np.arange(n, dtype=np.float64) / (n - 1)))
     elif name.startswith("out"):
-        # linear light sampled at 2^16 (8-bit output) or 2^20 (16-bit) steps -> sRGB code value;
-        # the steps are fine enough that rounding matches the exact curve (see tests).
-        bits, steps = (8, 1 << 16) if name == "out8" else (16, 1 << 20)
+        # linear light sampled at 2^16 - 1 (8-bit output: uint16 indices) or 2^20 (16-bit)
+        # steps -> sRGB code value; fine enough that rounding matches the exact curve (tests).
+        bits, steps = (8, (1 << 16) - 1) if name == "out8" else (16, 1 << 20)
         lin = np.arange(steps + 1, dtype=np.float64) / steps
         srgb = np.where(lin > 0.0031308, 1.055 * lin ** (1 / 2.4) - 0.055, lin * 12.92)
         peak = (1 << bits) - 1
@@ -94,19 +95,35 @@ _STRIP_POOL_LOCK = threading.Lock()
 def _for_strips(height: int, width: int, work: Callable[[slice], None]) -> None:
     """Run ``work`` on every row strip; large images use a small shared thread pool (numpy
     releases the GIL), small ones stay on the calling thread (the batch is parallel already)."""
-    global _STRIP_POOL
     strips = list(_strips(height, width))
     threads = min(8, os.cpu_count() or 1)
     if height * width < PARALLEL_PIXELS or len(strips) < 2 or threads < 2:
         for s in strips:
             work(s)
         return
+    _for_slices(strips, work)
+
+
+def _for_slices(slices: list[slice], work: Callable[[slice], None]) -> None:
+    global _STRIP_POOL
     with _STRIP_POOL_LOCK:
         if _STRIP_POOL is None:
+            threads = min(8, os.cpu_count() or 1)
             _STRIP_POOL = ThreadPoolExecutor(threads, thread_name_prefix="colorcli-strip")
         pool = _STRIP_POOL
-    for _ in pool.map(work, strips):
+    for _ in pool.map(work, slices):
         pass
+
+
+def _for_bands(height: int, width: int, work: Callable[[slice], None]) -> None:
+    """Run ``work`` on one band of rows per strip thread (images of at least
+    ``PARALLEL_PIXELS``), or on all rows on the calling thread."""
+    threads = min(8, os.cpu_count() or 1)
+    if height * width < PARALLEL_PIXELS or threads < 2 or height < 2:
+        work(slice(0, height))
+        return
+    step = -(-height // threads)
+    _for_slices([slice(r, min(height, r + step)) for r in range(0, height, step)], work)
 
 
 def luminance(pixels: np.ndarray) -> np.ndarray:
@@ -152,45 +169,90 @@ def luminance(pixels: np.ndarray) -> np.ndarray:
     return out
 
 
-def _f_inv(f: np.ndarray) -> np.ndarray:
-    cube = f * f * f
-    low = f <= LAB_F_THRESHOLD
-    cube[low] = (f[low] - np.float32(16.0 / 116.0)) / np.float32(LAB_SLOPE)
-    return cube
+#: Pixels per strip of ``lab_to_rgb_image``: its four 3-channel float32 buffers (384 KiB each)
+#: stay in a core's L2 cache, so its nine passes cost far less than on full-size arrays.
+RGB_STRIP_PIXELS = 1 << 15
+
+
+@dataclass(frozen=True)
+class _RgbPlan:
+    """The constants of ``lab_to_rgb_image`` at one output depth (see its comment)."""
+
+    to_f: np.ndarray  # (3, 4): L, a, b, 1 -> fx, fy, fz
+    to_index: np.ndarray  # (3, 4): u^3 + v / slope, 1 -> table index (+ 1/2) per channel
+    top: float  # the last table index
+    table: np.ndarray  # linear light index -> sRGB code value
+    index_dtype: type
+
+
+_RGB_PLANS: dict[int, _RgbPlan] = {}
+
+
+def _rgb_plan(bit_depth: int) -> _RgbPlan:
+    plan = _RGB_PLANS.get(bit_depth)
+    if plan is not None:
+        return plan
+    table = _lut("out8" if bit_depth == 8 else "out16")
+    top = len(table) - 1
+    t0 = 16.0 / 116.0
+    to_f = np.array(
+        [[1 / 116, 1 / 500, 0, t0], [1 / 116, 0, 0, t0], [1 / 116, 0, -1 / 200, t0]],
+        dtype=np.float32,
+    )
+    # XYZ = white * f^-1(f) with f^-1(f) = u^3 + v / slope - threshold / slope (u = max(f, thr),
+    # v = min(f, thr): exact above the threshold, within 6e-8 below it); the white point, the
+    # RGB matrix, the table's scale and the rounding 1/2 fold into one 3x4 matrix.
+    rgb_from_f = top * (_M_INV @ np.diag(WHITE_D65))
+    offset = rgb_from_f @ np.full(3, -LAB_F_THRESHOLD / LAB_SLOPE) + 0.5
+    to_index = np.hstack([rgb_from_f, offset[:, None]]).astype(np.float32)
+    index_dtype = np.uint16 if top <= 65535 else np.int32
+    plan = _RgbPlan(to_f, to_index, float(top), table, index_dtype)
+    _RGB_PLANS[bit_depth] = plan
+    return plan
 
 
 def lab_to_rgb_image(lum: np.ndarray, ab: np.ndarray, bit_depth: int = 8) -> np.ndarray:
     """Full-size L ``(H, W)`` and ab ``(H, W, 2)`` (float32, Lab units) -> sRGB ``(H, W, 3)``.
 
     uint8 for ``bit_depth`` 8, uint16 for 16; out-of-gamut colours are clipped like
-    ``skimage.color.lab2rgb`` (negative Z to 0, then RGB to [0, 1]). Row strips, float32.
+    ``skimage.color.lab2rgb`` (negative Z to 0, then RGB to [0, 1]). Float32, on strips of
+    ``RGB_STRIP_PIXELS`` that stay in cache, on the strip threads for images of at least
+    ``PARALLEL_PIXELS``.
     """
     h, w = lum.shape
     if ab.shape != (h, w, 2):
         raise ValueError(f"ab must have shape {(h, w, 2)}, got {ab.shape}")
-    table = _lut("out8" if bit_depth == 8 else "out16")
-    steps = np.float32(len(table) - 1)
-    out = np.empty((h, w, 3), dtype=table.dtype)
-    m = _M_INV.astype(np.float32)
+    plan = _rgb_plan(bit_depth)
+    out = np.empty((h, w, 3), dtype=plan.table.dtype)
+    lum = np.ascontiguousarray(lum, dtype=np.float32)
+    ab = np.ascontiguousarray(ab, dtype=np.float32)
+    thr = (LAB_F_THRESHOLD,) * 3 + (0.0,)
+    z_floor = (-np.inf, -np.inf, 0.0, 0.0)  # skimage clips a negative f(z) to 0
 
-    def strip(s: slice) -> None:
-        fy = (lum[s] + np.float32(16.0)) / np.float32(116.0)
-        fx = fy + ab[s, :, 0] / np.float32(500.0)
-        fz = fy - ab[s, :, 1] / np.float32(200.0)
-        np.maximum(fz, 0.0, out=fz)
-        x = _f_inv(fx) * np.float32(WHITE_D65[0])
-        y = _f_inv(fy)
-        z = _f_inv(fz) * np.float32(WHITE_D65[2])
-        for c in range(3):
-            lin = x * m[c, 0]
-            lin += y * m[c, 1]
-            lin += z * m[c, 2]
-            lin *= steps
-            lin += np.float32(0.5)
-            np.clip(lin, 0.0, steps, out=lin)
-            out[s, :, c] = table[lin.astype(np.int32)]
+    def band(rows_of_band: slice) -> None:
+        # one pass per OpenCV call on cached strips; 4-tuple scalars act per channel (the cv2
+        # stubs only know arrays there)
+        rows = max(1, RGB_STRIP_PIXELS // w)
+        shape = (min(rows, rows_of_band.stop - rows_of_band.start), w, 3)
+        f, u, v = (np.empty(shape, np.float32) for _ in range(3))
+        index = np.empty(shape, plan.index_dtype)
+        for r in range(rows_of_band.start, rows_of_band.stop, rows):
+            n = min(rows, rows_of_band.stop - r)
+            if n != f.shape[0]:
+                f, u, v, index = f[:n], u[:n], v[:n], index[:n]
+            cv2.merge([lum[r : r + n], ab[r : r + n]], dst=v)
+            cv2.transform(v, plan.to_f, dst=f)
+            cv2.max(f, thr, dst=u)  # type: ignore[call-overload]
+            cv2.min(f, thr, dst=v)  # type: ignore[call-overload]
+            cv2.max(v, z_floor, dst=v)  # type: ignore[call-overload]
+            cv2.pow(u, 3, dst=u)
+            cv2.scaleAdd(v, 1.0 / LAB_SLOPE, u, dst=f)
+            cv2.transform(f, plan.to_index, dst=u)
+            np.clip(u, 0.0, plan.top, out=u)
+            np.copyto(index, u, casting="unsafe")  # truncation: the 1/2 above rounds
+            np.take(plan.table, index, out=out[r : r + n], mode="clip")
 
-    _for_strips(h, w, strip)
+    _for_bands(h, w, band)
     return out
 
 
@@ -209,4 +271,11 @@ def lab_float64(rgb: np.ndarray) -> np.ndarray:
     )
 
 
-__all__ = ["PARALLEL_PIXELS", "STRIP_PIXELS", "lab_float64", "lab_to_rgb_image", "luminance"]
+__all__ = [
+    "PARALLEL_PIXELS",
+    "RGB_STRIP_PIXELS",
+    "STRIP_PIXELS",
+    "lab_float64",
+    "lab_to_rgb_image",
+    "luminance",
+]
