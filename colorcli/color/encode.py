@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from colorcli.color import _knn as _knn_engine
+from colorcli.color import _knn_fine
 from colorcli.color.bins import GridLayout, grid_layout
 
 DecodeMethod = Literal["annealed", "mean", "mode"]
@@ -260,8 +261,13 @@ def soft_encode(
     _check_k(k, len(arr))
     if sigma <= 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
-    tab = _knn_engine.table(arr, k) if ab.device.type == "cpu" and ab.numel() else None
-    if tab is not None and ab.dtype in (torch.float32, torch.float64):
+    cpu = ab.device.type == "cpu" and ab.numel() and ab.dtype in (torch.float32, torch.float64)
+    fine = _knn_fine.table(arr, k) if cpu else None
+    if fine is not None:
+        out_i, out_w = _knn_fine.soft_encode(ab.detach().numpy(), arr, fine, sigma)
+        return torch.from_numpy(out_i), torch.from_numpy(out_w)
+    tab = _knn_engine.table(arr, k) if cpu else None
+    if tab is not None:
         out_i, out_w = _knn_engine.soft_encode(ab.detach().numpy(), arr, tab, sigma)
         return torch.from_numpy(out_i), torch.from_numpy(out_w)
     d2, idx = _knn(ab, arr, k)
