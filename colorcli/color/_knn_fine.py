@@ -43,8 +43,8 @@ from colorcli.fsutil import atomic_write
 
 # Sub-cells per bin spacing, per axis.
 RES = 40
-# Pixels per chunk (every (C, chunk) int64 temporary is 6 x 256 KB: L2/L3 resident).
-CHUNK = 32768
+# Pixels per chunk (every (C, chunk) int64 temporary is 6 x 128 KB: L2/L3 resident).
+CHUNK = 16384
 # At most this many sub-cells (else: no fine table, ``_knn``'s coarse one serves).
 _MAX_SUBCELLS = 1 << 22
 # Fine cells per build step (bounds the build's temporaries).
@@ -139,8 +139,8 @@ def build_arrays(bins: np.ndarray, k: int) -> dict[str, np.ndarray] | None:
         lists[cell, : pos.shape[1]] = np.where(sel, np.take_along_axis(lst, pos, 1), -1)
     ring = np.zeros((na, nb), dtype=bool)
     ring[0], ring[-1], ring[:, 0], ring[:, -1] = True, True, True, True
-    ring = ring.ravel()
-    narrow = (count <= cn) & ~ring
+    ring_flat = ring.ravel()
+    narrow = (count <= cn) & ~ring_flat
     # distinct narrow rows
     rows_all = lists[narrow, :cn]
     uniq, inverse = np.unique(rows_all, axis=0, return_inverse=True)
@@ -148,7 +148,7 @@ def build_arrays(bins: np.ndarray, k: int) -> dict[str, np.ndarray] | None:
     code_dtype = np.int16 if r < np.iinfo(np.int16).max else np.int32
     code = np.full(total, r, dtype=code_dtype)
     code[narrow] = inverse.reshape(-1)
-    wide = np.flatnonzero(~narrow & ~ring & (count <= 1 << _WIDE_BITS))
+    wide = np.flatnonzero(~narrow & ~ring_flat & (count <= 1 << _WIDE_BITS))
     return {
         "geometry": np.array([lo[0], lo[1], 1.0 / h], dtype=np.float64),
         "shape": np.array([k, na, nb], dtype=np.int64),
@@ -181,9 +181,12 @@ def _from_arrays(arr: dict[str, np.ndarray], bins: np.ndarray, k: int) -> FineTa
         raise ValueError("rows range")
     if wide_rows.dtype != np.int16 or wide_rows.shape != (len(wide_cells), 1 << _WIDE_BITS):
         raise ValueError("wide rows")
-    if wide_cells.dtype != np.int64 or (len(wide_cells) and (
-        wide_cells.min() < 0 or wide_cells.max() >= na * nb or np.any(np.diff(wide_cells) <= 0)
-    )):
+    if wide_cells.dtype != np.int64 or (
+        len(wide_cells)
+        and (
+            wide_cells.min() < 0 or wide_cells.max() >= na * nb or np.any(np.diff(wide_cells) <= 0)
+        )
+    ):
         raise ValueError("wide cells")
     if wide_rows.size and (wide_rows.min() < -1 or wide_rows.max() >= q):
         raise ValueError("wide rows range")
@@ -286,6 +289,8 @@ class _Work:
         self.iu = np.empty(n, dtype=np.int64)
         self.iv = np.empty(n, dtype=np.int64)
         self.code = np.empty(n, dtype=np.int64)
+        self.farm = np.empty(n, dtype=bool)
+        self.tiem = np.empty(n, dtype=bool)
         self.small16 = np.empty(n, dtype=np.int16)
         self.small32 = np.empty(n, dtype=np.int32)
         self.flat = np.empty((c, n), dtype=np.int64)
@@ -371,7 +376,10 @@ def _narrow(
     for r in range(k):
         np.bitwise_xor(wires[r], wires[r + 1], out=x[r])
     xm = np.minimum.reduce(x, axis=0) if k > 1 else x[0]
-    tie = np.flatnonzero(xm <= _LOW)
+    farm = np.equal(code, tab.rows, out=w.farm[:n])  # no narrow row: all slots dummies
+    tiem = np.less_equal(xm, _LOW, out=w.tiem[:n])
+    tiem &= ~farm
+    tie = np.flatnonzero(tiem)
     slot, dist = w.slot[:, :n], w.dist[:, :n]
     for r in range(k):
         np.bitwise_and(wires[r], _LOW, out=slot[r])
@@ -379,7 +387,7 @@ def _narrow(
     slot *= rows1
     slot += code
     np.take(tab.index, slot, out=w.index[:, :n], mode="clip")  # slot now holds flat rows
-    far = np.flatnonzero(code == tab.rows)
+    far = np.flatnonzero(farm)
     _weights_into(dist.view(np.float64), sigma, w.e[:, :n], w.tot[:n], wt_out)
     return far, tie
 
@@ -431,7 +439,7 @@ def soft_encode(
         out_w[i0:i1, :, p0:p1] = wt[:, :n].reshape(k, ni, npx).transpose(1, 0, 2)
         out_i[i0:i1, :, p0:p1] = w.index[:, :n].reshape(k, ni, npx).transpose(1, 0, 2)
     if redo:
-        _rest(tab, bins, np.unique(np.concatenate(redo)), flat_a, flat_b, sigma, out_i, out_w)
+        _rest(tab, bins, np.concatenate(redo), flat_a, flat_b, sigma, out_i, out_w)
     return out_i.reshape(bsz, k, h, wd), out_w.reshape(bsz, k, h, wd)
 
 

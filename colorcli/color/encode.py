@@ -13,10 +13,13 @@ every finite input, far outside the gamut included.
 
 How it is fast. K = 1 (``nearest_bin``, ``one_hot_encode``): the pixel's grid cell by rounding
 and a lookup table, exact by a margin argument, brute force for the few pixels too close to a
-cell edge. K >= 2 on CPU: ``colorcli.color._knn``, a table of candidate bins per small sub-cell
-of the ab plane and a comparator network over integer keys, exact by construction (every
-pixel it cannot settle goes to the brute force); no compilation, the table is built once per
-process and (bins, K). Other devices: the brute force (one ``(N, Q)`` block at a time). Speed
+cell edge. K >= 2 on CPU: ``colorcli.color._knn_fine``, a fine table (sub-cells of 1/40 the
+bin spacing) whose rows hold at most K + 1 candidate bins, ranked by a comparator network over
+int64 keys, exact by construction (ties rechecked in float64, every pixel it cannot settle goes
+to ``colorcli.color._knn``'s wide rows or the brute force); the table is built once per
+machine and (bins, K), about a second, and cached on disk (``_knn_fine.cache_dir()``), loaded
+in milliseconds; ``colorcli.color._knn`` (coarser table, built per process) serves bins and K
+the fine table does not. Other devices: the brute force (one ``(N, Q)`` block at a time). Speed
 against scikit-learn's ball tree: ``benchmarks/bench_encode.py``.
 """
 
