@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 import colorcli.color._knn as knn_engine
+import colorcli.color._knn_fine as knn_fine
 import colorcli.color.encode as enc
 from colorcli.color.bins import reference_bins
 from colorcli.color.encode import (
@@ -469,3 +472,159 @@ def test_nearest_bin_batches_and_views() -> None:
     view = ab.transpose(2, 3)
     assert torch.equal(nearest_bin(view, bins), brute_nearest(view, bins))
     assert nearest_bin(torch.zeros(0, 2, 3, 3), bins).shape == (0, 3, 3)
+
+
+# ------------------------------------------------------------------ the fine-table engine
+
+
+def fine_table(bins: np.ndarray, k: int = 5) -> knn_fine.FineTable:
+    tab = knn_fine.table(bins, k)
+    assert tab is not None
+    return tab
+
+
+def test_fine_engine_serves_and_matches_brute_force() -> None:
+    """The fine table serves the reference bins (K = 2, 5, 7) and the test bin sets; random ab
+    in both dtypes equal the brute force."""
+    for name in sorted(BIN_SETS):
+        bins = BIN_SETS[name]()
+        for k in (2, 5, 7):
+            fine_table(bins, k)
+            for dtype in (torch.float32, torch.float64):
+                assert_same(random_ab(31 + k, (2, 33, 41), dtype), bins, k)
+
+
+def test_fine_engine_sub_cell_edges_ties_and_outside() -> None:
+    """Points on sub-cell edges and corners (and one ulp either side), bin centres, midpoints,
+    exact greys, and far outside the table, in both dtypes."""
+    bins = reference_bins()
+    tab = fine_table(bins)
+    h = 1.0 / tab.inv_h
+    ia = np.arange(0, tab.na, 37)
+    ib = np.arange(0, tab.nb, 41)
+    ea = tab.lo_a + ia * h
+    eb = tab.lo_b + ib * h
+    a, b = np.meshgrid(ea, eb, indexing="ij")
+    pts = np.stack([a.ravel(), b.ravel()])
+    variants = [pts, np.nextafter(pts, np.inf), np.nextafter(pts, -np.inf)]
+    vals = np.arange(-120.0, 120.1, 2.5)
+    a, b = np.meshgrid(vals, vals, indexing="ij")
+    variants.append(np.stack([a.ravel(), b.ravel()]))
+    variants.append(np.array([[0.0, 0.0, -0.0, 1e5, -3e4, 250.0], [0.0, -0.0, 0.0, 1e5, 2.0, 0.0]]))
+    for pts in variants:
+        ab = torch.from_numpy(np.ascontiguousarray(pts)).reshape(1, 2, 1, -1)
+        for x in (ab, ab.float()):
+            assert_same(x, bins, 5)
+
+
+def test_fine_engine_real_photos_and_photo_like() -> None:
+    bins = reference_bins()
+    fine_table(bins)
+    ab = srgb_ab(32, (5, 48, 64))  # grey bands: exact ties, rechecked in float64
+    assert_same(ab, bins, 5)
+    assert_same(ab.double(), bins, 5)
+    from pathlib import Path
+
+    from PIL import Image
+
+    from colorcli.color.lab import rgb_to_lab
+
+    root = Path(__file__).resolve().parents[2] / "shared" / "data"
+    paths = sorted((root / "imagenet-sample").glob("*.JPEG"))[:6] if root.is_dir() else []
+    if not paths:
+        pytest.skip("no photos in ../shared/data/imagenet-sample")
+    rgbs = []
+    for path in paths:
+        with Image.open(path) as img:
+            rgbs.append(np.asarray(img.convert("RGB").resize((96, 64)), dtype=np.float32) / 255)
+    rgb = torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2)
+    assert_same(rgb_to_lab(rgb)[:, 1:].contiguous(), bins, 5)
+
+
+def test_fine_rows_are_exact_supersets() -> None:
+    """Dense random points: the brute-force K nearest are among the sub-cell's narrow row (or
+    its wide row; or the cell goes to the brute force)."""
+    bins = reference_bins()
+    tab = fine_table(bins)
+    g = torch.Generator().manual_seed(33)
+    pts = (torch.rand((20000, 2), generator=g, dtype=torch.float64) * 200 - 100).numpy()
+    ia = ((pts[:, 0] - tab.lo_a) * tab.inv_h).astype(np.int64)
+    ib = ((pts[:, 1] - tab.lo_b) * tab.inv_h).astype(np.int64)
+    assert ia.min() >= 0 and ib.min() >= 0 and ia.max() < tab.na and ib.max() < tab.nb
+    cell = ia * tab.nb + ib
+    _, ref = knn_engine.brute_knn(
+        torch.from_numpy(pts[:, 0]), torch.from_numpy(pts[:, 1]), torch.from_numpy(bins), 5
+    )
+    ref_np = ref.numpy()
+    r1 = tab.rows + 1
+    for p in range(len(pts)):
+        row = int(tab.code[cell[p]])
+        if row == tab.rows:
+            continue
+        slots = np.arange(tab.width) * r1 + row
+        cand = set(tab.index[slots][tab.coord_a[slots] < 1e6].tolist())
+        assert set(ref_np[:, p].tolist()) <= cand
+
+
+def test_fine_chunking_and_views() -> None:
+    bins = reference_bins()
+    ab = srgb_ab(34, (3, 90, 70))
+    chunk = knn_fine.CHUNK
+    try:
+        for size in (999, 4096, 20000):
+            knn_fine.CHUNK = size
+            assert_same(ab, bins, 5)
+    finally:
+        knn_fine.CHUNK = chunk
+    assert_same(ab.transpose(2, 3), bins, 5)
+
+
+def test_fine_table_cache_built_once_reloaded_and_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Built once into the user cache, loaded (not rebuilt) by a fresh process, and rebuilt
+    when the file is truncated, corrupt or holds a pickled object (never unpickled)."""
+    monkeypatch.setenv("COLORCLI_CACHE", str(tmp_path))
+    bins = BIN_SETS["grid5"]()
+    monkeypatch.setattr(knn_fine, "_TABLES", {})
+    builds: list[int] = []
+    real_build = knn_fine.build_arrays
+
+    def counting(b: np.ndarray, k: int) -> dict[str, np.ndarray] | None:
+        builds.append(k)
+        return real_build(b, k)
+
+    monkeypatch.setattr(knn_fine, "build_arrays", counting)
+    path = knn_fine.cache_path(bins, 5)
+    assert path.parent == tmp_path / "knn"
+    first = fine_table(bins)
+    assert builds == [5] and path.is_file()
+    assert not list(path.parent.glob(".*.tmp"))  # atomic: no temporary left
+    monkeypatch.setattr(knn_fine, "_TABLES", {})  # a fresh process
+    again = fine_table(bins)
+    assert builds == [5]
+    assert np.array_equal(first.code, again.code) and np.array_equal(first.index, again.index)
+    assert_same(random_ab(35, (1, 20, 20), torch.float32), bins, 5)
+    data = path.read_bytes()
+    for bad in (data[: len(data) // 2], b"not a zip at all"):
+        path.write_bytes(bad)
+        monkeypatch.setattr(knn_fine, "_TABLES", {})
+        fine_table(bins)
+        assert len(builds) == 1 + (1 if bad != b"not a zip at all" else 2)
+        assert knn_fine._load(path, bins, 5) is not None  # rewritten
+    # a pickled object array under a valid name: refused, not unpickled, rebuilt
+    with open(path, "wb") as fh:
+        arrays = {name: np.array([object()], dtype=object) for name in knn_fine._NAMES}
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
+    assert knn_fine._load(path, bins, 5) is None
+    monkeypatch.setattr(knn_fine, "_TABLES", {})
+    fine_table(bins)
+    assert len(builds) == 4
+    # inconsistent arrays (an index beyond Q) are refused too
+    arr = real_build(bins, 5)
+    assert arr is not None
+    arr["rows"] = arr["rows"].copy()
+    arr["rows"][0, 0] = len(bins)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arr)  # type: ignore[arg-type]
+    assert knn_fine._load(path, bins, 5) is None

@@ -13,10 +13,13 @@ every finite input, far outside the gamut included.
 
 How it is fast. K = 1 (``nearest_bin``, ``one_hot_encode``): the pixel's grid cell by rounding
 and a lookup table, exact by a margin argument, brute force for the few pixels too close to a
-cell edge. K >= 2 on CPU: ``colorcli.color._knn``, a table of candidate bins per small sub-cell
-of the ab plane and a comparator network over integer keys, exact by construction (every
-pixel it cannot settle goes to the brute force); no compilation, the table is built once per
-process and (bins, K). Other devices: the brute force (one ``(N, Q)`` block at a time). Speed
+cell edge. K >= 2 on CPU: ``colorcli.color._knn_fine``, a fine table (sub-cells of 1/40 the
+bin spacing) whose rows hold at most K + 1 candidate bins, ranked by a comparator network over
+int64 keys, exact by construction (ties rechecked in float64, every pixel it cannot settle goes
+to ``colorcli.color._knn``'s wide rows or the brute force); the table is built once per
+machine and (bins, K), about a second, and cached on disk (``_knn_fine.cache_dir()``), loaded
+in milliseconds; ``colorcli.color._knn`` (coarser table, built per process) serves bins and K
+the fine table does not. Other devices: the brute force (one ``(N, Q)`` block at a time). Speed
 against scikit-learn's ball tree: ``benchmarks/bench_encode.py``.
 """
 
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 
 from colorcli.color import _knn as _knn_engine
+from colorcli.color import _knn_fine
 from colorcli.color.bins import GridLayout, grid_layout
 
 DecodeMethod = Literal["annealed", "mean", "mode"]
@@ -260,8 +264,13 @@ def soft_encode(
     _check_k(k, len(arr))
     if sigma <= 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
-    tab = _knn_engine.table(arr, k) if ab.device.type == "cpu" and ab.numel() else None
-    if tab is not None and ab.dtype in (torch.float32, torch.float64):
+    cpu = ab.device.type == "cpu" and ab.numel() and ab.dtype in (torch.float32, torch.float64)
+    fine = _knn_fine.table(arr, k) if cpu else None
+    if fine is not None:
+        out_i, out_w = _knn_fine.soft_encode(ab.detach().numpy(), arr, fine, sigma)
+        return torch.from_numpy(out_i), torch.from_numpy(out_w)
+    tab = _knn_engine.table(arr, k) if cpu else None
+    if tab is not None:
         out_i, out_w = _knn_engine.soft_encode(ab.detach().numpy(), arr, tab, sigma)
         return torch.from_numpy(out_i), torch.from_numpy(out_w)
     d2, idx = _knn(ab, arr, k)
