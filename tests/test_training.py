@@ -429,3 +429,16 @@ def test_rerun_starts_over_when_interrupted_before_the_first_checkpoint(
     (other / "notes.txt").write_text("mine")
     with pytest.raises(UsageError, match="not empty"):
         train(cfg.replace(out_dir=str(other)))
+
+
+def test_package_names_resolve_to_their_modules() -> None:
+    # the lazy names of colorcli.training are the objects of the modules that define them
+    import colorcli.training as pkg
+    from colorcli.training import config, finetune, loop
+
+    for name in pkg.__all__:
+        obj = getattr(pkg, name)
+        homes = [m for m in (config, finetune, loop) if getattr(m, name, None) is obj]
+        assert homes, name
+    with pytest.raises(AttributeError):
+        pkg.not_a_name  # noqa: B018

@@ -33,32 +33,6 @@ if TYPE_CHECKING:
         train,
     )
 
-#: public name -> the module of this package that defines it
-_HOMES = {
-    "TrainConfig": "config",
-    "make_config": "config",
-    "objective_defaults": "config",
-    "make_finetune_config": "finetune",
-    **{
-        name: "loop"
-        for name in (
-            "BadFile",
-            "Caution",
-            "Mined",
-            "Note",
-            "Projected",
-            "Saved",
-            "Started",
-            "StepDone",
-            "TrainEvent",
-            "TrainResult",
-            "Validated",
-            "resume",
-            "train",
-        )
-    },
-}
-
 __all__ = [
     "BadFile",
     "Caution",
@@ -80,12 +54,21 @@ __all__ = [
 ]
 
 
+#: the public names not defined in (or re-exported by) ``loop``, and their module
+_NOT_IN_LOOP = {
+    "TrainConfig": "config",
+    "make_config": "config",
+    "objective_defaults": "config",
+    "make_finetune_config": "finetune",
+}
+
+
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
+    if name not in __all__:
         raise AttributeError(f"module 'colorcli.training' has no attribute {name!r}")
+    home = _NOT_IN_LOOP.get(name, "loop")
     return getattr(importlib.import_module(f"colorcli.training.{home}"), name)
