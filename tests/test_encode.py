@@ -628,3 +628,20 @@ def test_fine_table_cache_built_once_reloaded_and_rebuilt(
     with open(path, "wb") as fh:
         np.savez(fh, **arr)  # type: ignore[arg-type]
     assert knn_fine._load(path, bins, 5) is None
+
+
+def test_scratch_pools_are_shared_and_bounded() -> None:
+    """One buffer cache serves both engines: same name, shape and dtype -> the same array;
+    owners and chunk lengths never share; the cache is bounded."""
+    from colorcli.color import _scratch
+
+    p = _scratch.pool("knn", 1234)
+    assert _scratch.pool("knn", 1234) is p and _scratch.pool("fine", 1234) is not p
+    buf = p.get("d", (3, 1234), np.float32)
+    assert buf.shape == (3, 1234) and buf.dtype == np.float32
+    assert p.get("d", (3, 1234), np.float32) is buf
+    assert p.get("d", (3, 1234), np.float64) is not buf
+    for n in range(100):
+        _scratch.pool("knn", n)
+    assert len(_scratch._POOLS) <= _scratch._LIMIT
+    assert knn_engine.work(77) is _scratch.pool("knn", 77)

@@ -33,6 +33,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from colorcli.color import _scratch
+
 # Pixels per chunk of the engine (every (C, chunk) temporary stays in L2).
 CHUNK = 8192
 # Rows per chunk of the brute force ((rows, Q) float64 distance block).
@@ -265,47 +267,21 @@ def table(bins: np.ndarray, k: int) -> Table | None:
 # The search
 
 
-class _Work:
-    """Buffers of one chunk length and slot width, reused across chunks and calls."""
-
-    def __init__(self, n: int, c: int, k: int) -> None:
-        self.a = np.empty(n)
-        self.b = np.empty(n)
-        self.dist = np.empty((k, n))
-        self.index = np.empty((k, n), dtype=np.int64)
-        self.u = np.empty(n)
-        self.v = np.empty(n)
-        self.inside = np.empty(n, dtype=bool)
-        self.tmp = np.empty(n, dtype=bool)
-        self.s = np.empty(n, dtype=np.int64)
-        self.sv = np.empty(n, dtype=np.int64)
-        self.d = np.empty((n, c))
-        self.db = np.empty((n, c))
-        self.keys = np.empty((c, n), dtype=np.int32)
-        self.spare = np.empty(n, dtype=np.int32)
-        self.top = np.empty((k + 1, n), dtype=np.int32)
-        self.hi = np.empty((k + 1, n), dtype=np.int32)
-        self.eq = np.empty((k, n), dtype=bool)
-        self.flat = np.empty((k, n), dtype=np.int64)
-        self.ar = np.arange(n, dtype=np.int64) * c
-        self.slot_col = np.arange(c, dtype=np.int32)[:, None]
+_OWNER = "knn"  # this module's buffers in the shared scratch pools
 
 
-_WORK: dict[tuple[int, int, int], _Work] = {}
+def work(n: int) -> _scratch.Pool:
+    """The scratch buffers of this engine for chunks of ``n`` pixels."""
+    return _scratch.pool(_OWNER, n)
 
 
-def _work(n: int, c: int, k: int) -> _Work:
-    key = (n, c, k)
-    if key not in _WORK:
-        if len(_WORK) > 16:
-            _WORK.clear()
-        _WORK[key] = _Work(n, c, k)
-    return _WORK[key]
-
-
-def _locate(tab: Table, a: np.ndarray, b: np.ndarray, w: _Work) -> tuple[np.ndarray, np.ndarray]:
+def _locate(
+    tab: Table, a: np.ndarray, b: np.ndarray, w: _scratch.Pool
+) -> tuple[np.ndarray, np.ndarray]:
     """Sub-cell (n,) int64 of each point (clamped) and whether it lies inside the table."""
-    u, v, inside, tmp = w.u, w.v, w.inside, w.tmp
+    n = w.n
+    u, v = w.get("u", (n,)), w.get("v", (n,))
+    inside, tmp = w.get("inside", (n,), bool), w.get("tmp", (n,), bool)
     np.subtract(a, tab.lo_a, out=u)
     u *= tab.inv_h
     np.subtract(b, tab.lo_b, out=v)
@@ -316,7 +292,7 @@ def _locate(tab: Table, a: np.ndarray, b: np.ndarray, w: _Work) -> tuple[np.ndar
     inside &= np.less(v, tab.nb, out=tmp)
     np.clip(u, 0.0, tab.na - 1, out=u)
     np.clip(v, 0.0, tab.nb - 1, out=v)
-    s, sv = w.s, w.sv
+    s, sv = w.get("s", (n,), np.int64), w.get("sv", (n,), np.int64)
     np.copyto(s, u, casting="unsafe")  # truncation = floor (non-negative)
     np.copyto(sv, v, casting="unsafe")
     s *= tab.nb
@@ -330,7 +306,7 @@ def _search(
     a: np.ndarray,
     b: np.ndarray,
     k: int,
-    w: _Work,
+    w: _scratch.Pool,
     dist: np.ndarray,
     index: np.ndarray,
 ) -> np.ndarray:
@@ -338,7 +314,7 @@ def _search(
     ``row`` (n,) into dist (K, n) float64 and index (K, n) int64. Returns the (n,) bool mask of
     points whose order the keys could not settle (near ties)."""
     n, c = a.shape[0], 1 << sl.bits
-    d, db = w.d, w.db
+    d, db = w.get("d", (n, c)), w.get("db", (n, c))
     np.take(sl.coord_a, row, axis=0, out=d, mode="clip")
     np.take(sl.coord_b, row, axis=0, out=db, mode="clip")
     # flat (n * C) operands: numpy's inner loops are slow on a broadcast axis of length C
@@ -347,32 +323,32 @@ def _search(
     np.subtract(np.repeat(b, c).reshape(n, c), db, out=db)
     np.square(db, out=db)
     d += db  # (n, C): (a - A)^2 + (b - B)^2, the brute force's expression bit for bit
-    keys = w.keys
+    keys = w.get("keys", (c, n), np.int32)
     with np.errstate(over="ignore"):
         np.copyto(keys.view(np.float32), d.T, casting="same_kind")
     low = (1 << sl.bits) - 1
     keys &= np.int32(~low)
-    keys |= w.slot_col
+    keys |= np.arange(c, dtype=np.int32)[:, None]
     wires = list(keys)
-    spare = w.spare
+    spare = w.get("spare", (n,), np.int32)
     for i, j in sl.network:
         np.minimum(wires[i], wires[j], out=spare)
         np.maximum(wires[i], wires[j], out=wires[j])
         wires[i], spare = spare, wires[i]
-    top = w.top
+    top = w.get("top", (k + 1, n), np.int32)
     for r in range(k + 1):
         top[r] = wires[r]
-    hi = np.bitwise_or(top, low, out=w.hi)
-    eq = np.equal(hi[1:], hi[:-1], out=w.eq)
+    hi = np.bitwise_or(top, low, out=w.get("hi", (k + 1, n), np.int32))
+    eq = np.equal(hi[1:], hi[:-1], out=w.get("eq", (k, n), bool))
     top &= low  # slots
-    flat = w.flat
-    np.add(top[:k], w.ar, out=flat)
+    flat = w.get("flat", (k, n), np.int64)
+    np.add(top[:k], w.const(f"ar{c}", lambda: np.arange(n, dtype=np.int64) * c), out=flat)
     np.take(d.reshape(-1), flat, out=dist, mode="clip")
     bad = eq[k - 1].copy()
     if k > 1 and eq[: k - 1].any():
         bad |= (eq[: k - 1] & (dist[1:] != dist[:-1])).any(axis=0)
-    np.multiply(row, c, out=w.sv)
-    np.add(top[:k], w.sv, out=flat)
+    sv = np.multiply(row, c, out=w.get("sv", (n,), np.int64))
+    np.add(top[:k], sv, out=flat)
     np.take(sl.index, flat, out=index, mode="clip")
     return bad
 
@@ -418,13 +394,13 @@ def soft_encode(
     for i0, i1, p0, p1 in _chunks(bsz, hw):
         ni, npx = i1 - i0, p1 - p0
         n = ni * npx
-        w = _work(n, 1 << tab.narrow.bits, k)
-        a, b = w.a, w.b
+        w = work(n)
+        a, b = w.get("a", (n,)), w.get("b", (n,))
         np.copyto(a.reshape(ni, npx), a_all[i0:i1, p0:p1])
         np.copyto(b.reshape(ni, npx), b_all[i0:i1, p0:p1])
         cell, inside = _locate(tab, a, b, w)
         wrow = tab.wide_row.take(cell, mode="clip")
-        dist, index = w.dist, w.index
+        dist, index = w.get("dist", (k, n)), w.get("index", (k, n), np.int64)
         bad = _search(tab.narrow, cell, a, b, k, w, dist, index)
         bad |= ~inside
         more = wrow >= 0
@@ -448,19 +424,20 @@ def soft_encode(
             m = len(sel)
             size = 1 << max(10, (m - 1).bit_length())  # few distinct buffer sizes
             sel = np.concatenate([sel, np.full(size - m, sel[-1])]) if size > m else sel
-            w = _work(size, 1 << tab.wide.bits, k)
-            pa, pb = w.a, w.b
+            w = work(size)
+            pa, pb = w.get("a", (size,)), w.get("b", (size,))
             np.copyto(pa, flat_a[sel])
             np.copyto(pb, flat_b[sel])
             cell, _ = _locate(tab, pa, pb, w)
-            bad = _search(tab.wide, tab.wide_row[cell], pa, pb, k, w, w.dist, w.index)[:m]
+            dist, index = w.get("dist", (k, size)), w.get("index", (k, size), np.int64)
+            bad = _search(tab.wide, tab.wide_row[cell], pa, pb, k, w, dist, index)[:m]
             good = ~bad
             _scatter(
                 out_i,
                 out_w,
                 sel[:m][good],
-                w.index[:, :m][:, good],
-                _weights(w.dist[:, :m][:, good], sigma),
+                index[:, :m][:, good],
+                _weights(dist[:, :m][:, good], sigma),
             )
             if bad.any():
                 redo.append(sel[:m][bad])

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colorcli.color import _knn
+from colorcli.color import _knn, _scratch
 from colorcli.fsutil import atomic_write
 
 # Sub-cells per bin spacing, per axis.
@@ -279,44 +279,7 @@ def table(bins: np.ndarray, k: int) -> FineTable | None:
 # The search
 
 
-class _Work:
-    """Buffers of one chunk length, reused across chunks and calls."""
-
-    def __init__(self, n: int, c: int, k: int) -> None:
-        self.a = np.empty(n)
-        self.b = np.empty(n)
-        self.u = np.empty(n)
-        self.iu = np.empty(n, dtype=np.int64)
-        self.iv = np.empty(n, dtype=np.int64)
-        self.code = np.empty(n, dtype=np.int64)
-        self.farm = np.empty(n, dtype=bool)
-        self.tiem = np.empty(n, dtype=bool)
-        self.small16 = np.empty(n, dtype=np.int16)
-        self.small32 = np.empty(n, dtype=np.int32)
-        self.flat = np.empty((c, n), dtype=np.int64)
-        self.ca = np.empty((c, n))
-        self.cb = np.empty((c, n))
-        self.spare = np.empty(n, dtype=np.int64)
-        self.x = np.empty((k, n), dtype=np.int64)
-        self.slot = np.empty((k, n), dtype=np.int64)
-        self.dist = np.empty((k, n), dtype=np.int64)  # float64 bits
-        self.index = np.empty((k, n), dtype=np.int64)
-        self.e = np.empty((k, n))
-        self.tot = np.empty(n)
-        self.offs = (np.arange(c, dtype=np.int64) * 0)[:, None]  # set per table
-        self.slot_col = np.arange(c, dtype=np.int64)[:, None]
-
-
-_WORK: dict[tuple[int, int, int], _Work] = {}
-
-
-def _work(n: int, c: int, k: int) -> _Work:
-    key = (n, c, k)
-    if key not in _WORK:
-        if len(_WORK) > 8:
-            _WORK.clear()
-        _WORK[key] = _Work(n, c, k)
-    return _WORK[key]
+_OWNER = "fine"  # this module's buffers in the shared scratch pools
 
 
 def _chunks(bsz: int, hw: int) -> list[tuple[int, int, int, int]]:
@@ -330,14 +293,15 @@ _LOW = (1 << _SLOT_BITS) - 1
 
 
 def _narrow(
-    tab: FineTable, w: _Work, n: int, sigma: float, wt_out: np.ndarray
+    tab: FineTable, w: _scratch.Pool, n: int, sigma: float, wt_out: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """K nearest of w.a[:n], w.b[:n] over their narrow rows: indices into w.index, weights
-    into ``wt_out`` (K, n). Returns (positions needing the wide search or brute force,
-    positions whose keys tie in their high bits: to recheck)."""
-    k, c = tab.k, tab.width
-    a, b, u = w.a[:n], w.b[:n], w.u[:n]
-    iu, iv, code = w.iu[:n], w.iv[:n], w.code[:n]
+    """K nearest of the pool's a[:n], b[:n] over their narrow rows: indices into its
+    ``index``, weights into ``wt_out`` (K, n). Returns (positions needing the wide search or
+    brute force, positions whose keys tie in their high bits: to recheck)."""
+    k, c, size = tab.k, tab.width, w.n
+    a, b, u = w.get("a", (size,))[:n], w.get("b", (size,))[:n], w.get("u", (size,))[:n]
+    iu, iv = w.get("iu", (size,), np.int64)[:n], w.get("iv", (size,), np.int64)[:n]
+    code = w.get("code", (size,), np.int64)[:n]
     # sub-cell (clamped onto the border ring, whose pixels all go to the brute force)
     np.multiply(a, tab.inv_h, out=u)
     u -= tab.lo_a * tab.inv_h
@@ -349,13 +313,13 @@ def _narrow(
     np.copyto(iv, u, casting="unsafe")
     iu *= tab.nb
     iu += iv  # sub-cell
-    small = w.small16[:n] if tab.code.dtype == np.int16 else w.small32[:n]
+    small = w.get("small", (size,), tab.code.dtype)[:n]
     np.take(tab.code, iu, out=small, mode="clip")
     np.copyto(code, small)
     rows1 = tab.rows + 1
-    flat = w.flat[:, :n]
+    flat = w.get("flat", (c, size), np.int64)[:, :n]
     np.add(code, np.arange(c, dtype=np.int64)[:, None] * rows1, out=flat)
-    ca, cb = w.ca[:, :n], w.cb[:, :n]
+    ca, cb = w.get("ca", (c, size))[:, :n], w.get("cb", (c, size))[:, :n]
     np.take(tab.coord_a, flat, out=ca, mode="clip")
     np.take(tab.coord_b, flat, out=cb, mode="clip")
     np.subtract(a, ca, out=ca)
@@ -365,46 +329,55 @@ def _narrow(
     ca += cb  # (C, n) squared distances, the brute force's expression bit for bit
     keys = ca.view(np.int64)
     keys &= ~_LOW
-    keys |= w.slot_col
+    keys |= np.arange(c, dtype=np.int64)[:, None]
     wires = list(keys)
-    spare = w.spare[:n]
+    spare = w.get("spare", (size,), np.int64)[:n]
     for i, j in tab.network:
         np.minimum(wires[i], wires[j], out=spare)
         np.maximum(wires[i], wires[j], out=wires[j])
         wires[i], spare = spare, wires[i]
-    x = w.x[:, :n]
+    x = w.get("x", (k, size), np.int64)[:, :n]
     for r in range(k):
         np.bitwise_xor(wires[r], wires[r + 1], out=x[r])
     xm = np.minimum.reduce(x, axis=0) if k > 1 else x[0]
-    farm = np.equal(code, tab.rows, out=w.farm[:n])  # no narrow row: all slots dummies
-    tiem = np.less_equal(xm, _LOW, out=w.tiem[:n])
+    farm = np.equal(code, tab.rows, out=w.get("farm", (size,), bool)[:n])  # no narrow row
+    tiem = np.less_equal(xm, _LOW, out=w.get("tiem", (size,), bool)[:n])
     tiem &= ~farm
     tie = np.flatnonzero(tiem)
-    slot, dist = w.slot[:, :n], w.dist[:, :n]
+    slot = w.get("slot", (k, size), np.int64)[:, :n]
+    dist = w.get("dist", (k, size), np.int64)[:, :n]  # float64 bits
     for r in range(k):
         np.bitwise_and(wires[r], _LOW, out=slot[r])
         np.bitwise_and(wires[r], ~_LOW, out=dist[r])
     slot *= rows1
     slot += code
-    np.take(tab.index, slot, out=w.index[:, :n], mode="clip")  # slot now holds flat rows
+    index = w.get("index", (k, size), np.int64)[:, :n]
+    np.take(tab.index, slot, out=index, mode="clip")  # slot now holds flat rows
     far = np.flatnonzero(farm)
-    _weights_into(dist.view(np.float64), sigma, w.e[:, :n], w.tot[:n], wt_out)
+    e = w.get("e", (k - 1, size), wt_out.dtype)[:, :n]
+    _weights_into(dist.view(np.float64), sigma, e, w.get("tot", (size,), wt_out.dtype)[:n], wt_out)
     return far, tie
 
 
 def _weights_into(
     dist: np.ndarray, sigma: float, e: np.ndarray, tot: np.ndarray, out: np.ndarray
 ) -> None:
-    """Normalised Gaussian weights of the squared distances dist (K, n), nearest first, into
-    out (K, n) (``encode.gaussian_weights``' formula; exp(0) = 1 is not computed)."""
-    np.subtract(dist[1:], dist[:1], out=e[1:])
-    e[1:] *= -0.5 / (sigma * sigma)
-    np.exp(e[1:], out=e[1:])
-    np.add.reduce(e[1:], axis=0, out=tot)
+    """Normalised Gaussian weights of the squared distances dist (K, n) float64, nearest
+    first, into out (K, n) (``encode.gaussian_weights``' formula; exp(0) = 1 is not computed).
+    e (K - 1, n) and tot (n,) are buffers in out's dtype.
+
+    Why this way: the exponent is formed in float64 (as the brute force does), then exp and
+    the normalisation run in the output dtype (as ``gaussian_weights`` does) with torch's
+    vectorised exp: numpy's float64 exp is scalar code on CPUs without AVX-512 (about 10 ns
+    an element here, a third of the engine's time), torch's float32 one about 2 ns."""
+    np.subtract(dist[1:], dist[:1], out=e, casting="same_kind")
+    e *= -0.5 / (sigma * sigma)
+    torch.from_numpy(e).exp_()
+    np.add.reduce(e, axis=0, out=tot)
     tot += 1.0
     np.reciprocal(tot, out=tot)
-    np.copyto(out[0], tot, casting="same_kind")
-    np.multiply(e[1:], tot, out=out[1:], casting="same_kind")
+    np.copyto(out[0], tot)
+    np.multiply(e, tot, out=out[1:])
 
 
 def soft_encode(
@@ -423,13 +396,14 @@ def soft_encode(
     redo: list[np.ndarray] = []
     chunks = _chunks(bsz, hw)
     size = max((i1 - i0) * (p1 - p0) for i0, i1, p0, p1 in chunks)
-    w = _work(size, tab.width, k)
-    wt = np.empty((k, size), dtype=ab.dtype)
+    w = _scratch.pool(_OWNER, size)
+    wt = w.get("wt", (k, size), ab.dtype)
+    index = w.get("index", (k, size), np.int64)
     for i0, i1, p0, p1 in chunks:
         ni, npx = i1 - i0, p1 - p0
         n = ni * npx
-        np.copyto(w.a[:n].reshape(ni, npx), a_all[i0:i1, p0:p1])
-        np.copyto(w.b[:n].reshape(ni, npx), b_all[i0:i1, p0:p1])
+        np.copyto(w.get("a", (size,))[:n].reshape(ni, npx), a_all[i0:i1, p0:p1])
+        np.copyto(w.get("b", (size,))[:n].reshape(ni, npx), b_all[i0:i1, p0:p1])
         far, tie = _narrow(tab, w, n, sigma, wt[:, :n])
         if tie.size:
             tie = tie[_unsettled(tab, w, tie)]
@@ -437,27 +411,28 @@ def soft_encode(
         if flag.size:
             redo.append((flag // npx + i0) * hw + flag % npx + p0)
         out_w[i0:i1, :, p0:p1] = wt[:, :n].reshape(k, ni, npx).transpose(1, 0, 2)
-        out_i[i0:i1, :, p0:p1] = w.index[:, :n].reshape(k, ni, npx).transpose(1, 0, 2)
+        out_i[i0:i1, :, p0:p1] = index[:, :n].reshape(k, ni, npx).transpose(1, 0, 2)
     if redo:
         _rest(tab, bins, np.concatenate(redo), flat_a, flat_b, sigma, out_i, out_w)
     return out_i.reshape(bsz, k, h, wd), out_w.reshape(bsz, k, h, wd)
 
 
-def _unsettled(tab: FineTable, w: _Work, pos: np.ndarray) -> np.ndarray:
+def _unsettled(tab: FineTable, w: _scratch.Pool, pos: np.ndarray) -> np.ndarray:
     """Of the pixels ``pos`` whose sorted keys tie in their high bits, the mask of those whose
     exact float64 distances differ within a tie (the order by slot may be wrong there)."""
-    k = tab.k
-    a, b = w.a[pos], w.b[pos]
+    k, size = tab.k, w.n
+    a, b = w.get("a", (size,))[pos], w.get("b", (size,))[pos]
     rows1 = tab.rows + 1
-    code = w.code[pos]
-    x = w.x[:, pos]
+    code = w.get("code", (size,), np.int64)[pos]
+    x = w.get("x", (k, size), np.int64)[:, pos]
+    slots = w.get("slot", (k, size), np.int64)
     bad = np.zeros(len(pos), dtype=bool)
     prev = None
     for r in range(k + 1):
         if r < k:
-            flat = w.slot[r, pos]  # slot * (R + 1) + row
+            flat = slots[r, pos]  # slot * (R + 1) + row
         else:  # the (K+1)-th key's slot is not kept: recover it from x = key_K ^ key_K+1
-            last = (w.slot[k - 1, pos] - code) // rows1
+            last = (slots[k - 1, pos] - code) // rows1
             flat = ((x[k - 1] ^ last) & _LOW) * rows1 + code
         d = (a - tab.coord_a[flat]) ** 2 + (b - tab.coord_b[flat]) ** 2
         if prev is not None:
@@ -494,17 +469,15 @@ def _rest(
         m = len(part)
         size = 1 << max(8, (m - 1).bit_length())  # few distinct buffer sizes
         padded = np.concatenate([part, np.full(size - m, part[-1])])
-        ww = _knn._work(size, 1 << _WIDE_BITS, k)
-        np.copyto(ww.a, pa[padded])
-        np.copyto(ww.b, pb[padded])
-        bad = _knn._search(tab.wide, wrow[padded], ww.a, ww.b, k, ww, ww.dist, ww.index)[:m]
+        ww = _knn.work(size)
+        wa, wb = ww.get("a", (size,)), ww.get("b", (size,))
+        np.copyto(wa, pa[padded])
+        np.copyto(wb, pb[padded])
+        dist, index = ww.get("dist", (k, size)), ww.get("index", (k, size), np.int64)
+        bad = _knn._search(tab.wide, wrow[padded], wa, wb, k, ww, dist, index)[:m]
         good = np.flatnonzero(~bad)
         _knn._scatter(
-            out_i,
-            out_w,
-            glob[part[good]],
-            ww.index[:, good],
-            _knn._weights(ww.dist[:, good], sigma),
+            out_i, out_w, glob[part[good]], index[:, good], _knn._weights(dist[:, good], sigma)
         )
         brute.append(part[bad])
     rows = np.concatenate(brute)
