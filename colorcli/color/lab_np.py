@@ -2,10 +2,11 @@
 
 The same formulas as ``color.lab`` (torch), from the same constants (``color.constants``), but
 built for one large image rather than batches of crops: float32 row strips (``STRIP_PIXELS``),
-lookup tables for the sRGB curves, and a small shared thread pool for large images
-(``PARALLEL_PIXELS``), so a 24-megapixel scan needs a few copies of one channel, never a
-full-size float64 or 3-channel float array. Torch-free: the onnx backend runs on it alone.
-``lab_float64`` is the plain float64 version for small arrays (thumbnails).
+lookup tables for the sRGB curves (OpenCV's log and exp for the 8-bit output curve), and a
+small shared thread pool for large images (``PARALLEL_PIXELS``), so a 24-megapixel scan needs a
+few copies of one channel, never a full-size float64 or 3-channel float array. Torch-free: the
+onnx backend runs on it alone. ``lab_float64`` is the plain float64 version for small arrays
+(thumbnails).
 """
 
 from __future__ import annotations
@@ -187,6 +188,7 @@ class _RgbPlan:
     top: float  # the last table index
     table: np.ndarray  # linear light index -> sRGB code value
     index_dtype: type
+    to_linear: np.ndarray  # (3, 4): u^3 + v / slope, 1 -> linear light per channel (8-bit path)
 
 
 _RGB_PLANS: dict[int, _RgbPlan] = {}
@@ -210,9 +212,39 @@ def _rgb_plan(bit_depth: int) -> _RgbPlan:
     offset = rgb_from_f @ np.full(3, -LAB_F_THRESHOLD / LAB_SLOPE) + 0.5
     to_index = np.hstack([rgb_from_f, offset[:, None]]).astype(np.float32)
     index_dtype = np.uint16 if top <= 65535 else np.int32
-    plan = _RgbPlan(to_f, to_index, float(top), table, index_dtype)
+    to_linear = (to_index - np.hstack([np.zeros((3, 3)), np.full((3, 1), 0.5)])) / top
+    plan = _RgbPlan(to_f, to_index, float(top), table, index_dtype, to_linear.astype(np.float32))
     _RGB_PLANS[bit_depth] = plan
     return plan
+
+
+#: The 8-bit sRGB code value below which ``_encode_srgb8`` takes the linear segment.
+_SRGB8_LINEAR_TOP = 10
+
+
+def _encode_srgb8(lin: np.ndarray, work: np.ndarray, low: np.ndarray, out: np.ndarray) -> None:
+    """Linear light (float32, any range; ``lin`` is overwritten, ``work`` is scratch of its
+    shape) -> 8-bit sRGB code values in ``out``, clipped to [0, 255] and rounded half to even.
+
+    Five float passes instead of a 64K-entry table gather (3x slower): with
+    ``P = round(255 (1.055 x^(1/2.4) - 0.055))`` (OpenCV's log and exp, ``x`` clamped to a
+    tiny positive value) and ``S = round(255 * 12.92 x)`` (both saturated to 8 bits), the code
+    is ``max(min(P, S), min(S, 10))``. Why: the power curve minus the line 12.92 x is concave,
+    negative at 0, zero at 0.0029 and at the sRGB threshold 0.0031308, negative above it; so
+    ``min(P, S)`` is the curve from 0.0029 up (S and P round alike on [0.0029, 0.0031308]),
+    while below 0.0029 S is at most 9.5 -> 10 and the line wins. The code equals the float64
+    ``round(255 * srgb(clip(x, 0, 1)))`` except within 1e-5 of a rounding boundary (tests).
+    """
+    cv2.max(lin, (1e-30,) * 4, dst=lin)  # type: ignore[call-overload, unused-ignore]
+    cv2.convertScaleAbs(lin, low, 255.0 * 12.92)
+    cv2.log(lin, dst=work)
+    cv2.multiply(work, (1.0 / 2.4,) * 4, dst=work)  # type: ignore[call-overload, unused-ignore]
+    cv2.exp(work, dst=work)
+    # |.| of convertScaleAbs only touches x < 0.00083, where the line wins anyway
+    cv2.convertScaleAbs(work, out, 255.0 * 1.055, -255.0 * 0.055)
+    cv2.min(out, low, dst=out)
+    cv2.min(low, (_SRGB8_LINEAR_TOP,) * 4, dst=low)  # type: ignore[call-overload, unused-ignore]
+    cv2.max(out, low, dst=out)
 
 
 def lab_to_rgb_image(lum: np.ndarray, ab: np.ndarray, bit_depth: int = 8) -> np.ndarray:
@@ -240,10 +272,12 @@ def lab_to_rgb_image(lum: np.ndarray, ab: np.ndarray, bit_depth: int = 8) -> np.
         shape = (min(rows, rows_of_band.stop - rows_of_band.start), w, 3)
         f, u, v = (np.empty(shape, np.float32) for _ in range(3))
         index = np.empty(shape, plan.index_dtype)
+        low = np.empty(shape, np.uint8) if bit_depth == 8 else None
         for r in range(rows_of_band.start, rows_of_band.stop, rows):
             n = min(rows, rows_of_band.stop - r)
             if n != f.shape[0]:
                 f, u, v, index = f[:n], u[:n], v[:n], index[:n]
+                low = None if low is None else low[:n]
             cv2.merge([lum[r : r + n], ab[r : r + n]], dst=v)
             cv2.transform(v, plan.to_f, dst=f)
             cv2.max(f, thr, dst=u)  # type: ignore[call-overload, unused-ignore]
@@ -251,6 +285,10 @@ def lab_to_rgb_image(lum: np.ndarray, ab: np.ndarray, bit_depth: int = 8) -> np.
             cv2.max(v, z_floor, dst=v)  # type: ignore[call-overload, unused-ignore]
             cv2.pow(u, 3, dst=u)
             cv2.scaleAdd(v, 1.0 / LAB_SLOPE, u, dst=f)
+            if low is not None:
+                cv2.transform(f, plan.to_linear, dst=u)
+                _encode_srgb8(u, v, low, out[r : r + n])
+                continue
             cv2.transform(f, plan.to_index, dst=u)
             np.clip(u, 0.0, plan.top, out=u)
             np.copyto(index, u, casting="unsafe")  # truncation: the 1/2 above rounds
