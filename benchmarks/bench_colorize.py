@@ -16,6 +16,10 @@ grayscale JPEG. For each backend (torch, onnx: ONNX Runtime on the model's ``.on
   ratio is pipeline throughput / (1 / (decode + forward + encode) per image): target >= 0.85.
   Over 1 means the pipeline's overlap of the stages beats running the three bare parts back
   to back, even with all its extra work (luminance, ab decode, upsampling, Lab->RGB, write);
+* **CPU per image** of the pipeline (all its threads) and of the bare parts, in the same runs:
+  the difference is the pipeline's extra work, and with N cores the pipeline cannot finish in
+  less than its CPU time / N, which bounds the ratio (bare sum / (pipeline CPU / N)) whatever
+  the overlap; the last column is how close the pipeline comes to that bound;
 * **24 MP**: the 6000x4000 photo colorized in a fresh process (``colorcli colorize``'s
   ``colorize_paths``): wall seconds and peak RSS (target <= 1 GB), next to a process that only
   imports and loads the model.
@@ -127,37 +131,45 @@ def bare_parts(
 
     from colorcli import imageio
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for f in files:
         imageio.read_image(f)
-    t_decode = time.perf_counter() - start
+    t_decode, c_decode = time.perf_counter() - start, time.process_time() - cpu
     forward(np.stack(inputs[:batch]))  # warm-up
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(inputs), batch):
         forward(np.stack(inputs[i : i + batch]))
-    t_forward = time.perf_counter() - start
+    t_forward, c_forward = time.perf_counter() - start, time.process_time() - cpu
     rgbs = [np.asarray(Image.open(p).convert("RGB")) for p in outputs]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for rgb in rgbs:
         Image.fromarray(rgb).save(io.BytesIO(), format="JPEG", quality=95)
-    t_encode = time.perf_counter() - start
-    return {"decode": t_decode, "forward": t_forward, "encode": t_encode}
+    t_encode, c_encode = time.perf_counter() - start, time.process_time() - cpu
+    return {
+        "decode": t_decode,
+        "forward": t_forward,
+        "encode": t_encode,
+        "cpu": c_decode + c_forward + c_encode,
+    }
 
 
-def pipeline(colorizer: Any, folder: Path, out: Path, batch: int, backend: str) -> float:
-    """Wall seconds of the whole colorize pipeline on the folder (the CLI's code path)."""
+def pipeline(
+    colorizer: Any, folder: Path, out: Path, batch: int, backend: str
+) -> tuple[float, float]:
+    """Wall and CPU seconds of the whole colorize pipeline on the folder (the CLI's code
+    path)."""
     from colorcli.colorize import ColorizeConfig, colorize_paths
 
     n = len(list(folder.glob("*.jpg")))
     cfg = ColorizeConfig(
         inputs=(str(folder),), out_dir=out, batch_size=batch, overwrite=True, backend=backend
     )
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     summary = colorize_paths(cfg, colorizer)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     if summary.done != n:
         raise RuntimeError(f"pipeline colorized {summary.done} of {n}: {summary.results}")
-    return seconds
+    return seconds, cpu
 
 
 def _vm_hwm_mb() -> float | None:
@@ -248,7 +260,7 @@ def main() -> None:
                 pipes.append(pipeline(colorizer, small, out, args.batch_size, b))
                 parts.append(bare_parts(forward, inputs, files, outputs, args.batch_size))
             best = {k: min(p[k] for p in parts) for k in parts[0]}
-            rows[b] = (min(pipes), best, tuple(inputs[0].shape[1:]))
+            rows[b] = (min(pipes), best, tuple(inputs[0].shape[1:]))  # (wall, cpu) of the best
             del colorizer, forward
             if not args.skip_large:
                 base = run_child(spec, b, big, tmp / "large-out", load_only=True)
@@ -267,11 +279,29 @@ def main() -> None:
         "bare sum s | ratio (target >= 0.85) |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for b, (t_pipe, best, _) in rows.items():
-        bare = sum(best.values())
+    for b, ((t_pipe, _), best, _) in rows.items():
+        bare = best["decode"] + best["forward"] + best["encode"]
         print(
             f"| {b} | {t_pipe:.2f} | {n / t_pipe:.1f} | {best['decode']:.2f} | "
             f"{best['forward']:.2f} | {best['encode']:.2f} | {bare:.2f} | {bare / t_pipe:.2f} |"
+        )
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(
+        f"\nCPU time per image (all threads), and the best ratio {cores} cores allow: the pipeline"
+        f" cannot run faster than its CPU time / {cores}"
+    )
+    print(
+        "| backend | pipeline CPU ms | bare parts CPU ms | pipeline's extra work ms | "
+        "bound on the ratio | pipeline / its bound |"
+    )
+    print("|---|---|---|---|---|---|")
+    for b, ((t_pipe, c_pipe), best, _) in rows.items():
+        bare = best["decode"] + best["forward"] + best["encode"]
+        bound = bare / (c_pipe / (cores or 1))
+        print(
+            f"| {b} | {1e3 * c_pipe / n:.1f} | {1e3 * best['cpu'] / n:.1f} | "
+            f"{1e3 * (c_pipe - best['cpu']) / n:.1f} | {bound:.2f} | "
+            f"{(bare / t_pipe) / bound:.2f} |"
         )
     if large:
         print(f"\none {BIG[0]}x{BIG[1]} gray JPEG in a fresh process (import + load + colorize):")
