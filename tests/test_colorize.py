@@ -239,3 +239,37 @@ def test_colorize_paths_python_api(
     assert (summary.done, summary.skipped, summary.legacy) == (1, 1, 0)
     again = colorize_paths(cfg, colorizer)
     assert (again.done, again.skipped) == (0, 2)
+
+
+def test_opencv_pool_is_off_while_any_batch_runs(tmp_path: Path) -> None:
+    """OpenCV's thread count is process-wide: two batches running at the same time (one
+    program's threads) keep it at 0 until the last one ends, which restores the caller's."""
+    from colorcli.colorize.plan import plan_colorize
+    from colorcli.colorize.run import colorize_jobs
+
+    src = tmp_path / "in"
+    src.mkdir()
+    gray = _photo()[..., 0]
+    for i in range(2):
+        Image.fromarray(gray).save(src / f"g{i}.png")
+    colorizer = _constant((20.0, -10.0))
+
+    def batch(out: str) -> object:
+        cfg = ColorizeConfig(inputs=(str(src),), out_dir=tmp_path / out, batch_size=1)
+        return colorize_jobs(plan_colorize(cfg).jobs, colorizer, cfg)
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(0)
+    off = cv2.getNumThreads()  # what OpenCV reports with its pool off (1: sequential)
+    cv2.setNumThreads(3)
+    try:
+        first, second = batch("a"), batch("b")
+        next(first)  # type: ignore[call-overload]
+        next(second)  # type: ignore[call-overload]
+        assert cv2.getNumThreads() == off
+        assert [r.status for r in first] == ["done"]  # type: ignore[attr-defined]
+        assert cv2.getNumThreads() == off  # the second batch still runs
+        assert [r.status for r in second] == ["done"]  # type: ignore[attr-defined]
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)

@@ -11,10 +11,12 @@ like its input (format, EXIF/ICC, alpha, bit depth; atomically) with its record
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,6 +117,36 @@ def _failure(job: Job, exc: BaseException) -> FileResult:
     return FileResult(job.source, job.output, "failed", msg, exception=exc)
 
 
+_POOL_LOCK = threading.Lock()
+_POOL_USERS = 0
+_POOL_SAVED = 0
+
+
+@contextmanager
+def _opencv_pool_off() -> Iterator[None]:
+    """OpenCV's own thread pool off while any batch runs.
+
+    The batch's reader and writer pools are the parallelism: OpenCV's pool inside each call on
+    top of them doubles the CPU time of the many small calls of the colour conversion for the
+    same wall time (lab_to_rgb_image on 1024x768: 25 -> 9 ms CPU), CPU that the model needs.
+    The setting is process-wide, so batches running at the same time (threads of one program)
+    share one count: the first turns the pool off, the last to end restores the caller's.
+    """
+    global _POOL_USERS, _POOL_SAVED
+    with _POOL_LOCK:
+        if _POOL_USERS == 0:
+            _POOL_SAVED = cv2.getNumThreads()
+            cv2.setNumThreads(0)
+        _POOL_USERS += 1
+    try:
+        yield
+    finally:
+        with _POOL_LOCK:
+            _POOL_USERS -= 1
+            if _POOL_USERS == 0:
+                cv2.setNumThreads(_POOL_SAVED)
+
+
 def colorize_jobs(
     jobs: Sequence[Job], colorizer: Colorizer, config: ColorizeConfig
 ) -> Iterator[FileResult]:
@@ -148,45 +180,40 @@ def colorize_jobs(
             exc = fut.exception()
             yield _failure(job, exc) if exc is not None else fut.result()
 
-    # the pools above are the parallelism: OpenCV's own pool inside each call on top of them
-    # doubles the CPU time of the many small calls of the colour conversion for the same wall
-    # time (lab_to_rgb_image on 1024x768: 25 -> 9 ms CPU), CPU that the model needs
-    opencv_threads = cv2.getNumThreads()
-    cv2.setNumThreads(0)
-    try:
-        fill()
-        while reads:
-            batch: list[tuple[Job, float, Prepared]] = []
-            while reads and len(batch) < config.batch_size:
-                job, started, fut = reads.popleft()
-                exc = fut.exception()
-                if isinstance(exc, _ColourPhoto):
-                    yield FileResult(
-                        job.source, job.output, "skipped", COLOUR_MESSAGE, skip="colour"
-                    )
-                elif exc is not None:
-                    yield _failure(job, exc)
-                else:
-                    batch.append((job, started, fut.result()))
-            fill()  # the next batch decodes while the model runs on this one
-            if not batch:
-                continue
-            ab = predict_by_shape(colorizer, [p.l_small for _, _, p in batch])
-            for (job, started, prep), ab_i in zip(batch, ab, strict=True):
-                while len(writes) >= 2 * config.workers:
-                    done, _ = wait(list(writes), return_when=FIRST_COMPLETED)
-                    yield from collect(set(done))
-                fut_w = writers.submit(_finish_job, colorizer, job, prep, ab_i, config, started)
-                writes[fut_w] = job
-            del batch
-            yield from collect({f for f in writes if f.done()})
-        while writes:
-            done, _ = wait(list(writes), return_when=FIRST_COMPLETED)
-            yield from collect(set(done))
-    finally:
-        readers.shutdown(wait=True, cancel_futures=True)
-        writers.shutdown(wait=True, cancel_futures=True)
-        cv2.setNumThreads(opencv_threads)
+    with _opencv_pool_off():
+        try:
+            fill()
+            while reads:
+                batch: list[tuple[Job, float, Prepared]] = []
+                while reads and len(batch) < config.batch_size:
+                    job, started, fut = reads.popleft()
+                    exc = fut.exception()
+                    if isinstance(exc, _ColourPhoto):
+                        yield FileResult(
+                            job.source, job.output, "skipped", COLOUR_MESSAGE, skip="colour"
+                        )
+                    elif exc is not None:
+                        yield _failure(job, exc)
+                    else:
+                        batch.append((job, started, fut.result()))
+                fill()  # the next batch decodes while the model runs on this one
+                if not batch:
+                    continue
+                ab = predict_by_shape(colorizer, [p.l_small for _, _, p in batch])
+                for (job, started, prep), ab_i in zip(batch, ab, strict=True):
+                    while len(writes) >= 2 * config.workers:
+                        done, _ = wait(list(writes), return_when=FIRST_COMPLETED)
+                        yield from collect(set(done))
+                    fut_w = writers.submit(_finish_job, colorizer, job, prep, ab_i, config, started)
+                    writes[fut_w] = job
+                del batch
+                yield from collect({f for f in writes if f.done()})
+            while writes:
+                done, _ = wait(list(writes), return_when=FIRST_COMPLETED)
+                yield from collect(set(done))
+        finally:
+            readers.shutdown(wait=True, cancel_futures=True)
+            writers.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
