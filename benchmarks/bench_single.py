@@ -1,8 +1,10 @@
-"""Latency of colorizing ONE 1024x768 black-and-white photo on CPU, per backend and per stage.
+"""Latency of colorizing ONE black-and-white photo (1024x768 unless ``--size``) on CPU, per
+backend and per stage.
 
     python benchmarks/bench_single.py [--backend both|onnx|torch] [--repeats 10] [--model PATH]
+                                      [--size 1024x768]   (--size 6000x4000: a 24 MP scan)
 
-On one 1024x768 grayscale JPEG (a real photo from ../shared/data made gray, or a synthetic one
+On one grayscale JPEG of that size (a real photo from ../shared/data made gray, or a synthetic one
 when the photo sets are absent), for each backend (torch, and onnx: ONNX Runtime, the model's
 twin exported into the user cache on first use):
 
@@ -10,7 +12,10 @@ twin exported into the user cache on first use):
   network input), forward (the bare network), ab decode (annealed mean at the logits' stride
   and bilinear upsampling to the network input: torch ops, or numpy on the onnx backend), ab
   upsample (to the full size), Lab -> RGB (full size), encode (JPEG to memory), write
-  (``imageio.write_image``: encode + metadata + atomic write); median milliseconds;
+  (``imageio.write_image``: encode + metadata + atomic write); median milliseconds; beside
+  it, the OpenCV call each stage is held against where colorcli does not call OpenCV for it
+  already (``REFERENCES``: ``cvtColor`` on float32 Lab, ``imread``, ``imencode``; the resizes
+  are OpenCV's ``resize`` itself), on the same data;
 * warm: read + colorize + write in one process with the model loaded once (the
   ``colorize_paths`` call the CLI makes), median and best of ``--repeats``;
 * cold: ``colorcli colorize photo.jpg --backend B`` as a fresh process (interpreter start,
@@ -54,17 +59,46 @@ STAGES = (
 )
 
 
-def make_photo(path: Path) -> None:
+def make_photo(path: Path, size: tuple[int, int] = (1024, 768)) -> None:
     from PIL import Image
 
     sources = sorted(PHOTOS.glob("*.jpg"))[:1] if PHOTOS.is_dir() else []
     if sources:
-        img = Image.open(sources[0]).convert("RGB").resize((1024, 768), Image.Resampling.BICUBIC)
+        img = Image.open(sources[0]).convert("RGB").resize(size, Image.Resampling.BICUBIC)
     else:
         rng = np.random.default_rng(0)
         small = (rng.random((6, 8, 3)) * 255).astype(np.uint8)
-        img = Image.fromarray(small).resize((1024, 768), Image.Resampling.BICUBIC)
+        img = Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
     img.convert("L").save(path, quality=92)
+
+
+#: The well-kept library call each stage is held against (the issue's floor), where colorcli
+#: does not call that library directly for the stage already.
+REFERENCES = {
+    "decode": "cv2.imread gray",
+    "Lab->RGB": "cv2.cvtColor Lab2RGB float32 + merge + to uint8",
+    "encode": "cv2.imencode q95 (+ RGB2BGR)",
+}
+
+
+def reference_ms(
+    photo: Path, lum: np.ndarray, ab_full: np.ndarray, rgb: np.ndarray, repeats: int
+) -> dict:
+    """CPU ms of the OpenCV reference of each stage in ``REFERENCES`` on the same data."""
+    import cv2
+
+    def lab_to_rgb() -> None:
+        out = cv2.cvtColor(cv2.merge([lum, ab_full]), cv2.COLOR_Lab2RGB)
+        cv2.convertScaleAbs(out, out, 255.0)
+
+    def encode() -> None:
+        cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+    return {
+        "decode": median_ms(lambda: cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE), repeats),
+        "Lab->RGB": median_ms(lab_to_rgb, repeats),
+        "encode": median_ms(encode, repeats),
+    }
 
 
 #: Timing clock: CPU seconds of this process (all its threads). With one compute thread (run
@@ -198,6 +232,7 @@ def _stage_times(
         "encode": median_ms(encode, repeats),
         "write": median_ms(lambda: imageio.write_image(out / "w.jpg", rgb, quality=95), repeats),
         "net input": f"{w_net}x{h_net}",
+        "reference": reference_ms(photo, lum, ab_full, rgb, repeats),
     }
 
 
@@ -268,7 +303,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--model", default=None, help="model file (default: the shipped default)")
+    ap.add_argument("--size", default="1024x768", help="photo size WxH (6000x4000: a 24 MP scan)")
     args = ap.parse_args()
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    if len(size) != 2 or min(size) < 8:
+        ap.error(f"--size must be WxH, got {args.size}")
     if args.model:
         model_path = Path(args.model)
     else:
@@ -278,8 +317,8 @@ def main() -> None:
     backends = ("torch", "onnx") if args.backend == "both" else (args.backend,)
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        photo = Path(tmp) / "photo-1024x768.jpg"
-        make_photo(photo)
+        photo = Path(tmp) / f"photo-{size[0]}x{size[1]}.jpg"
+        make_photo(photo, (size[0], size[1]))
         for b in backends:
             out = Path(tmp) / b
             out.mkdir()
@@ -289,15 +328,18 @@ def main() -> None:
             rows[b] = table
         imp = import_time(args.cold_runs)
     load = os.getloadavg()[0]
-    print(f"model: {model_path}   1024x768 gray JPEG   load average (1 min): {load:.2f}")
+    print(f"model: {model_path}   {args.size} gray JPEG   load average (1 min): {load:.2f}")
     print(
         f"network input: {next(iter(rows.values()))['net input']}; median CPU ms (one compute "
         "thread: OMP_NUM_THREADS=1 recommended); cold: CPU ms of the new process"
     )
-    print("| stage | " + " | ".join(backends) + " |")
-    print("|---|" + "---|" * len(backends))
+    ref = next(iter(rows.values()))["reference"]
+    print("| stage | " + " | ".join(backends) + " | OpenCV reference |")
+    print("|---|" + "---|" * len(backends) + "---|")
     for stage in STAGES:
-        print(f"| {stage} | " + " | ".join(f"{rows[b][stage]:.1f}" for b in backends) + " |")
+        cells = " | ".join(f"{rows[b][stage]:.1f}" for b in backends)
+        theirs = f"{ref[stage]:.1f} ({REFERENCES[stage]})" if stage in ref else "-"
+        print(f"| {stage} | {cells} | {theirs} |")
     total = {b: sum(rows[b][s] for s in STAGES if s != "encode") for b in backends}
     print(
         "| sum (write includes encode) | " + " | ".join(f"{total[b]:.1f}" for b in backends) + " |"
