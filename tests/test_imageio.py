@@ -29,6 +29,7 @@ from colorcli.imageio import (
     read_image,
     write_image,
 )
+from colorcli.imageio.decode import _decode_jpeg
 
 RNG = np.random.default_rng(1)
 
@@ -171,6 +172,44 @@ def test_orientation_matches_pillow(tmp_path: Path, orientation: int) -> None:
     ex = Image.Exif()
     ex.load(d.exif)
     assert ex[0x0112] == 1 and ex[0x010F] == "TestCam"
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_jpeg_pixels_equal_pillows(tmp_path: Path, mode: str, orientation: int) -> None:
+    """Complete gray and colour JPEGs are decoded by OpenCV (no copies through Pillow): the
+    same pixels as Pillow's decode with its EXIF transpose, on real photos at the chroma
+    subsamplings cameras and scanners write, progressive too."""
+    for name in ("astronaut_gray.jpg", "coffee_sepia.jpg", "chelsea_gray.jpg"):
+        with Image.open(REPO / "examples" / name) as src:
+            img = src.convert(mode)
+        for i, opts in enumerate([{}, {"subsampling": 0}, {"subsampling": 1, "progressive": True}]):
+            path = tmp_path / f"{i}-{name}"
+            img.save(path, quality=88, exif=_exif(orientation), **opts)
+            with Image.open(path) as check:
+                assert _decode_jpeg(path, check) is not None  # the OpenCV path is taken
+                ref = np.asarray(ImageOps.exif_transpose(check).convert(mode))
+            np.testing.assert_array_equal(read_image(path).pixels, ref)
+
+
+def test_jpeg_with_trailing_data_or_truncated(tmp_path: Path) -> None:
+    """Only complete files take the OpenCV path: one with bytes after its end marker is read
+    as before (Pillow), a truncated one still fails naming the file."""
+    good = tmp_path / "good.jpg"
+    Image.fromarray(_smooth(48, 64)).save(good, quality=90)
+    tail = tmp_path / "tail.jpg"
+    tail.write_bytes(good.read_bytes() + b"appended by a scanner")
+    with Image.open(tail) as raw:
+        assert _decode_jpeg(tail, raw) is None
+    np.testing.assert_array_equal(read_image(tail).pixels, read_image(good).pixels)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good.read_bytes()[:-200])
+    with pytest.raises(BadImage, match="cannot decode") as info:
+        read_image(cut)
+    assert str(cut) in str(info.value)
 
 
 def test_orientation_16bit(tmp_path: Path) -> None:
