@@ -212,7 +212,8 @@ def _rgb_plan(bit_depth: int) -> _RgbPlan:
     offset = rgb_from_f @ np.full(3, -LAB_F_THRESHOLD / LAB_SLOPE) + 0.5
     to_index = np.hstack([rgb_from_f, offset[:, None]]).astype(np.float32)
     index_dtype = np.uint16 if top <= 65535 else np.int32
-    to_linear = (to_index - np.hstack([np.zeros((3, 3)), np.full((3, 1), 0.5)])) / top
+    # the same matrix without the table's scale and rounding 1/2: linear light (8-bit path)
+    to_linear = np.hstack([rgb_from_f, (offset - 0.5)[:, None]]) / top
     plan = _RgbPlan(to_f, to_index, float(top), table, index_dtype, to_linear.astype(np.float32))
     _RGB_PLANS[bit_depth] = plan
     return plan
@@ -271,13 +272,15 @@ def lab_to_rgb_image(lum: np.ndarray, ab: np.ndarray, bit_depth: int = 8) -> np.
         rows = max(1, RGB_STRIP_PIXELS // w)
         shape = (min(rows, rows_of_band.stop - rows_of_band.start), w, 3)
         f, u, v = (np.empty(shape, np.float32) for _ in range(3))
-        index = np.empty(shape, plan.index_dtype)
+        # 8-bit: the code values below the line (_encode_srgb8); 16-bit: the table indices
         low = np.empty(shape, np.uint8) if bit_depth == 8 else None
+        index = np.empty(shape, plan.index_dtype) if low is None else None
         for r in range(rows_of_band.start, rows_of_band.stop, rows):
             n = min(rows, rows_of_band.stop - r)
             if n != f.shape[0]:
-                f, u, v, index = f[:n], u[:n], v[:n], index[:n]
+                f, u, v = f[:n], u[:n], v[:n]
                 low = None if low is None else low[:n]
+                index = None if index is None else index[:n]
             cv2.merge([lum[r : r + n], ab[r : r + n]], dst=v)
             cv2.transform(v, plan.to_f, dst=f)
             cv2.max(f, thr, dst=u)  # type: ignore[call-overload, unused-ignore]
@@ -289,6 +292,7 @@ def lab_to_rgb_image(lum: np.ndarray, ab: np.ndarray, bit_depth: int = 8) -> np.
                 cv2.transform(f, plan.to_linear, dst=u)
                 _encode_srgb8(u, v, low, out[r : r + n])
                 continue
+            assert index is not None
             cv2.transform(f, plan.to_index, dst=u)
             np.clip(u, 0.0, plan.top, out=u)
             np.copyto(index, u, casting="unsafe")  # truncation: the 1/2 above rounds

@@ -295,14 +295,13 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> DecodedImage:
             opts = _save_options(raw)
             mode = raw.mode
             notes = _frame_notes(raw)
-            jpeg = None if high_depth else _decode_jpeg(path, raw)
             if high_depth:
                 orientation = _orientation(raw)
                 pixels, alpha = _decode_high_depth(path)
                 pixels = orient_array(pixels, orientation)
                 alpha = None if alpha is None else orient_array(alpha, orientation)
                 mode = f"{mode} (16-bit)"
-            elif jpeg is not None:
+            elif (jpeg := _decode_jpeg(path, raw)) is not None:
                 pixels, alpha = orient_array(jpeg, _orientation(raw)), None
             else:
                 raw.load()
